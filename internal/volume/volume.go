@@ -1,0 +1,225 @@
+// Package volume turns a block store into a byte-addressed disk: partial
+// blocks are read-modify-written, zeroing and trimming whole blocks become
+// block deletes, and requests spanning many blocks run in parallel. Every
+// front end (NBD, FUSE, the nbdkit plugin) serves a Volume.
+package volume
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/s3backer-go/s3backer/internal/blockstore"
+)
+
+// Volume is safe for concurrent use.
+type Volume struct {
+	store     blockstore.Store
+	blockSize int64
+	size      int64
+	readOnly  bool
+	parallel  int
+
+	// Writers of one block are serialised so that two partial writes (or a
+	// partial and a whole one) to the same block never lose an update. A
+	// fixed table of striped locks bounds memory whatever the disk size.
+	locks [lockStripes]sync.Mutex
+	bufs  sync.Pool
+}
+
+const lockStripes = 1024
+
+// Options tune a Volume.
+type Options struct {
+	ReadOnly bool
+	// Parallel bounds how many blocks of one request are in flight at once
+	// (default 16).
+	Parallel int
+}
+
+// New returns a volume over s.
+func New(s blockstore.Store, opt Options) *Volume {
+	if opt.Parallel <= 0 {
+		opt.Parallel = 16
+	}
+	bs := s.BlockSize()
+	v := &Volume{
+		store:     s,
+		blockSize: int64(bs),
+		size:      int64(bs) * int64(s.NumBlocks()),
+		readOnly:  opt.ReadOnly,
+		parallel:  opt.Parallel,
+	}
+	v.bufs.New = func() any { b := make([]byte, bs); return &b }
+	return v
+}
+
+func (v *Volume) Size() int64    { return v.size }
+func (v *Volume) BlockSize() int { return int(v.blockSize) }
+func (v *Volume) ReadOnly() bool { return v.readOnly }
+
+func (v *Volume) checkRange(off, length int64) error {
+	if off < 0 || length < 0 || off > v.size || length > v.size-off {
+		return fmt.Errorf("range %d+%d outside the %d-byte disk: %w", off, length, v.size, syscall.EINVAL)
+	}
+	return nil
+}
+
+func (v *Volume) checkWritable() error {
+	if v.readOnly {
+		return blockstore.ErrReadOnly
+	}
+	return nil
+}
+
+// span is the part of one block that a request touches.
+type span struct {
+	block    uint64
+	inBlock  int64 // offset inside the block
+	inReq    int64 // offset inside the request
+	length   int64
+	complete bool // the whole block
+}
+
+// forEach calls fn for every block span of [off, off+length), up to
+// v.parallel at a time, and returns the first error.
+func (v *Volume) forEach(ctx context.Context, off, length int64, fn func(ctx context.Context, sp span) error) error {
+	first := off / v.blockSize
+	last := (off + length - 1) / v.blockSize
+	if length == 0 {
+		return nil
+	}
+	mk := func(b int64) span {
+		start := max(off, b*v.blockSize)
+		end := min(off+length, (b+1)*v.blockSize)
+		return span{
+			block:    uint64(b),
+			inBlock:  start - b*v.blockSize,
+			inReq:    start - off,
+			length:   end - start,
+			complete: end-start == v.blockSize,
+		}
+	}
+	if first == last {
+		return fn(ctx, mk(first))
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(v.parallel)
+	for b := first; b <= last; b++ {
+		sp := mk(b)
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error { return fn(gctx, sp) })
+	}
+	return g.Wait()
+}
+
+func (v *Volume) getBuf() *[]byte  { return v.bufs.Get().(*[]byte) }
+func (v *Volume) putBuf(b *[]byte) { v.bufs.Put(b) }
+
+// ReadAt fills p from the disk at off.
+func (v *Volume) ReadAt(ctx context.Context, p []byte, off int64) error {
+	if err := v.checkRange(off, int64(len(p))); err != nil {
+		return err
+	}
+	return v.forEach(ctx, off, int64(len(p)), func(ctx context.Context, sp span) error {
+		dst := p[sp.inReq : sp.inReq+sp.length]
+		if sp.complete {
+			return v.store.ReadBlock(ctx, sp.block, dst)
+		}
+		buf := v.getBuf()
+		defer v.putBuf(buf)
+		if err := v.store.ReadBlock(ctx, sp.block, *buf); err != nil {
+			return err
+		}
+		copy(dst, (*buf)[sp.inBlock:])
+		return nil
+	})
+}
+
+// update applies change to one block under its write lock: directly for a
+// whole block, by read-modify-write for a part.
+func (v *Volume) update(ctx context.Context, sp span, whole []byte, change func(block []byte)) error {
+	mu := &v.locks[sp.block%lockStripes]
+	mu.Lock()
+	defer mu.Unlock()
+	if sp.complete {
+		return v.store.WriteBlock(ctx, sp.block, whole)
+	}
+	buf := v.getBuf()
+	defer v.putBuf(buf)
+	if err := v.store.ReadBlock(ctx, sp.block, *buf); err != nil {
+		return err
+	}
+	change((*buf)[sp.inBlock : sp.inBlock+sp.length])
+	return v.store.WriteBlock(ctx, sp.block, *buf)
+}
+
+// WriteAt writes p at off; with fua the data is durable on return.
+func (v *Volume) WriteAt(ctx context.Context, p []byte, off int64, fua bool) error {
+	if err := v.checkWritable(); err != nil {
+		return err
+	}
+	if err := v.checkRange(off, int64(len(p))); err != nil {
+		return err
+	}
+	err := v.forEach(ctx, off, int64(len(p)), func(ctx context.Context, sp span) error {
+		src := p[sp.inReq : sp.inReq+sp.length]
+		return v.update(ctx, sp, src, func(b []byte) { copy(b, src) })
+	})
+	if err == nil && fua {
+		err = v.Flush(ctx)
+	}
+	return err
+}
+
+// Zero makes [off, off+length) read as zeroes. Whole blocks are deleted
+// (s3backer never stores zero blocks), partial ones read-modify-written.
+// That is never slower than writing the zeroes, so a fast-zero request is
+// always honoured; and since s3backer's format has no way to store a zero
+// block, NoHole cannot allocate one: the range still reads as zeroes.
+func (v *Volume) Zero(ctx context.Context, off, length int64, fua bool) error {
+	if err := v.checkWritable(); err != nil {
+		return err
+	}
+	if err := v.checkRange(off, length); err != nil {
+		return err
+	}
+	err := v.forEach(ctx, off, length, func(ctx context.Context, sp span) error {
+		return v.update(ctx, sp, nil, func(b []byte) { clear(b) })
+	})
+	if err == nil && fua {
+		err = v.Flush(ctx)
+	}
+	return err
+}
+
+// Flush makes every acknowledged write durable.
+func (v *Volume) Flush(ctx context.Context) error {
+	if v.readOnly {
+		return nil
+	}
+	return v.store.Flush(ctx)
+}
+
+// Cache asks the store to fetch the blocks of a range ahead of reads; a
+// store that cannot (no cache layer) makes it a no-op.
+func (v *Volume) Cache(ctx context.Context, off, length int64) error {
+	if err := v.checkRange(off, length); err != nil {
+		return err
+	}
+	p, ok := v.store.(blockstore.Prefetcher)
+	if !ok || length == 0 {
+		return nil
+	}
+	first := off / v.blockSize
+	last := (off + length - 1) / v.blockSize
+	return p.Prefetch(ctx, uint64(first), uint64(last-first+1))
+}
+
+// Close closes the store (which flushes it).
+func (v *Volume) Close() error { return v.store.Close() }

@@ -1,0 +1,208 @@
+package volume
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/s3backer-go/s3backer/internal/backend/mem"
+	"github.com/s3backer-go/s3backer/internal/blockstore"
+)
+
+const bs = 512
+
+var ctx = context.Background()
+
+// Random unaligned reads, writes and zeroes must match a plain byte slice.
+func TestMatchesReference(t *testing.T) {
+	const nblocks = 32
+	store := mem.New(bs, nblocks)
+	v := New(store, Options{Parallel: 4})
+	ref := make([]byte, bs*nblocks)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 2000; i++ {
+		off := rng.Int64N(int64(len(ref)))
+		n := rng.Int64N(min(int64(len(ref))-off, 5*bs) + 1)
+		switch rng.IntN(3) {
+		case 0:
+			p := make([]byte, n)
+			for j := range p {
+				p[j] = byte(rng.IntN(256))
+			}
+			if err := v.WriteAt(ctx, p, off, false); err != nil {
+				t.Fatal(err)
+			}
+			copy(ref[off:], p)
+		case 1:
+			if err := v.Zero(ctx, off, n, false); err != nil {
+				t.Fatal(err)
+			}
+			clear(ref[off : off+n])
+		case 2:
+			p := make([]byte, n)
+			if err := v.ReadAt(ctx, p, off); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(p, ref[off:off+n]) {
+				t.Fatalf("op %d: read %d+%d differs from reference", i, off, n)
+			}
+		}
+	}
+	// Zero blocks are never stored.
+	want := 0
+	for b := 0; b < nblocks; b++ {
+		if !blockstore.IsZero(ref[b*bs : (b+1)*bs]) {
+			want++
+		}
+	}
+	if store.Stored() != want {
+		t.Fatalf("store holds %d blocks, %d are non-zero", store.Stored(), want)
+	}
+}
+
+func TestPartialZeroingDeletesBlock(t *testing.T) {
+	store := mem.New(bs, 4)
+	v := New(store, Options{})
+	if err := v.WriteAt(ctx, []byte{1, 2, 3}, bs+10, false); err != nil {
+		t.Fatal(err)
+	}
+	if store.Stored() != 1 {
+		t.Fatalf("stored %d blocks after a 3-byte write, want 1", store.Stored())
+	}
+	if err := v.WriteAt(ctx, []byte{0, 0, 0}, bs+10, false); err != nil {
+		t.Fatal(err)
+	}
+	if store.Stored() != 0 {
+		t.Fatal("block that became all zero is still stored")
+	}
+}
+
+// Many writers hitting disjoint bytes of the same blocks: every update must
+// survive the read-modify-write cycles.
+func TestConcurrentPartialWritesLoseNothing(t *testing.T) {
+	store := mem.New(bs, 2)
+	v := New(store, Options{})
+	var wg sync.WaitGroup
+	for w := 0; w < 2*bs; w += 8 {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			if err := v.WriteAt(ctx, bytes.Repeat([]byte{byte(w/8) | 1}, 8), int64(w), false); err != nil {
+				t.Error(err)
+			}
+		}(w)
+	}
+	wg.Wait()
+	got := make([]byte, 2*bs)
+	if err := v.ReadAt(ctx, got, 0); err != nil {
+		t.Fatal(err)
+	}
+	for w := 0; w < 2*bs; w += 8 {
+		if !bytes.Equal(got[w:w+8], bytes.Repeat([]byte{byte(w/8) | 1}, 8)) {
+			t.Fatalf("update at byte %d lost", w)
+		}
+	}
+}
+
+func TestRangeAndReadOnlyErrors(t *testing.T) {
+	v := New(mem.New(bs, 4), Options{})
+	size := int64(4 * bs)
+	for _, c := range []struct{ off, n int64 }{{size, 1}, {size - 1, 2}, {-1, 1}, {1 << 62, 1 << 62}} {
+		if err := v.ReadAt(ctx, make([]byte, c.n%4096), c.off); c.n%4096 != 0 && !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("read %d+%d: %v, want EINVAL", c.off, c.n, err)
+		}
+		if err := v.Zero(ctx, c.off, c.n, false); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("zero %d+%d: %v, want EINVAL", c.off, c.n, err)
+		}
+	}
+	if err := v.ReadAt(ctx, nil, size); err != nil {
+		t.Errorf("empty read at the end: %v", err)
+	}
+	ro := New(mem.New(bs, 4), Options{ReadOnly: true})
+	if err := ro.WriteAt(ctx, []byte{1}, 0, false); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("write to read-only volume: %v, want EROFS", err)
+	}
+	if err := ro.Zero(ctx, 0, bs, false); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("zero on read-only volume: %v, want EROFS", err)
+	}
+}
+
+// flushCounter counts flushes and can fail block writes.
+type flushCounter struct {
+	blockstore.Store
+	flushes atomic.Int32
+	fail    error
+}
+
+func (f *flushCounter) Flush(ctx context.Context) error {
+	f.flushes.Add(1)
+	return f.Store.Flush(ctx)
+}
+
+func (f *flushCounter) WriteBlock(ctx context.Context, n uint64, data []byte) error {
+	if f.fail != nil {
+		return f.fail
+	}
+	return f.Store.WriteBlock(ctx, n, data)
+}
+
+func TestFUAFlushes(t *testing.T) {
+	fc := &flushCounter{Store: mem.New(bs, 4)}
+	v := New(fc, Options{})
+	if err := v.WriteAt(ctx, []byte{1}, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if fc.flushes.Load() != 0 {
+		t.Fatal("plain write flushed")
+	}
+	if err := v.WriteAt(ctx, []byte{1}, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Zero(ctx, 0, bs, true); err != nil {
+		t.Fatal(err)
+	}
+	if fc.flushes.Load() != 2 {
+		t.Fatalf("%d flushes after two FUA requests, want 2", fc.flushes.Load())
+	}
+}
+
+func TestStoreErrorsPropagate(t *testing.T) {
+	fc := &flushCounter{Store: mem.New(bs, 8), fail: blockstore.ErrCorrupt}
+	v := New(fc, Options{})
+	err := v.WriteAt(ctx, make([]byte, 4*bs), bs/2, false)
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("write over a failing store: %v, want EIO", err)
+	}
+	if fc.flushes.Load() != 0 {
+		t.Fatal("failed write flushed")
+	}
+}
+
+func TestExtents(t *testing.T) {
+	store := mem.New(bs, 8)
+	v := New(store, Options{})
+	if err := v.WriteAt(ctx, []byte{9}, 2*bs+5, false); err != nil { // block 2
+		t.Fatal(err)
+	}
+	if err := v.WriteAt(ctx, []byte{9}, 3*bs, false); err != nil { // block 3
+		t.Fatal(err)
+	}
+	got, err := v.Extents(ctx, 10, 6*bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Extent{{2*bs - 10, true}, {2 * bs, false}, {2*bs + 10, true}}
+	if len(got) != len(want) {
+		t.Fatalf("extents %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("extents %v, want %v", got, want)
+		}
+	}
+}
