@@ -19,7 +19,7 @@ const hexDigits = "0123456789abcdef"
 func Hash(n uint32) uint32 {
 	h := n
 	for i := uint32(12); i >= 1; i-- {
-		h = ((h >> 8) ^ h) * 0x6b + i
+		h = ((h>>8)^h)*0x6b + i
 	}
 	return h
 }

@@ -38,7 +38,7 @@ func TestNameAndParse(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{
-		"disk1/s3backer-mounted", "disk1/0000001A", "disk1/00000064" /* = 100, past end */,
+		"disk1/s3backer-mounted", "disk1/0000001A", "disk1/00000064", /* = 100, past end */
 		"disk1/0000001", "disk1/000000001", "disk2/00000001", "disk1/00000001.XyZ123",
 	} {
 		if n, ok := plain.Parse(bad); ok {

@@ -1,0 +1,79 @@
+// Command s3backer serves a disk whose blocks live in an S3 bucket (or, with
+// --test, in a local directory), with the command line of the C s3backer.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/s3backer-go/s3backer/internal/config"
+	"github.com/s3backer-go/s3backer/internal/daemon"
+	"github.com/s3backer-go/s3backer/internal/exitcode"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError is a problem with the command line: nothing was touched.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	err := start(args, stdout, stderr)
+	if err == nil {
+		return exitcode.OK
+	}
+	// One line per problem, each prefixed like s3backer's messages.
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(stderr, "s3backer: %s\n", line)
+	}
+	daemon.Fail(err)
+	if errors.As(err, new(usageError)) {
+		return exitcode.Usage
+	}
+	return exitcode.Failure
+}
+
+// start parses the command line and runs the chosen mode.
+func start(args []string, stdout, stderr io.Writer) error {
+	cfg, err := config.Parse(args)
+	if err != nil {
+		return usageError{err}
+	}
+	switch cfg.Action {
+	case config.ActionHelp:
+		fmt.Fprint(stdout, config.Help())
+		return nil
+	case config.ActionVersion:
+		fmt.Fprintln(stdout, config.VersionString())
+		return nil
+	}
+	if err := cfg.CheckImplemented(); err != nil {
+		return usageError{err}
+	}
+	switch {
+	case cfg.Erase || cfg.ResetMountedFlag:
+		return usageError{errors.New("--erase and --reset-mounted-flag are not supported yet")}
+	case !cfg.IsNBD():
+		return usageError{errors.New("FUSE mode is not supported yet; serve the disk with --nbd")}
+	case !cfg.Test:
+		return usageError{fmt.Errorf("%s: S3 storage is not supported yet; use --test with a local directory", cfg.BucketArg)}
+	}
+	// The geometry comes from the flags alone in test mode (s3backer does
+	// no auto-detection there).
+	warnings, err := cfg.Finish(0, 0)
+	if err != nil {
+		return usageError{err}
+	}
+	if !cfg.Quiet {
+		for _, w := range append(cfg.Warnings, warnings...) {
+			fmt.Fprintf(stderr, "s3backer: warning: %s\n", w)
+		}
+	}
+	return serveNBD(cfg, stderr)
+}

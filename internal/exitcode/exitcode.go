@@ -1,0 +1,13 @@
+// Package exitcode holds every exit status the s3backer command uses, in one
+// place, so scripts and systemd units can tell failures apart.
+package exitcode
+
+const (
+	// OK: clean run and clean stop.
+	OK = 0
+	// Failure: a runtime error (storage unreachable, I/O error, lost data
+	// could not be written back, ...). s3backer uses 1 for every error.
+	Failure = 1
+	// Usage: a bad command line or config file; nothing was touched.
+	Usage = 2
+)

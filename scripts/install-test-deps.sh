@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs, from the package registries only:
+# Debian packages for the real NBD clients, nbdkit and the C s3backer, and
+# staticcheck from the Go module proxy. Idempotent and quiet when all is there.
+set -euo pipefail
+
+STATICCHECK_VERSION=v0.8.2
+
+# command -> Debian package
+declare -A need=(
+	[nbdinfo]=libnbd-bin
+	[nbdsh]=libnbd-bin
+	[nbdcopy]=libnbd-bin
+	[qemu-io]=qemu-utils
+	[qemu-img]=qemu-utils
+	[nbdkit]=nbdkit
+	[s3backer]=s3backer
+	[fio]=fio
+	[mkfs.ext4]=e2fsprogs
+	[fusermount]=fuse
+)
+missing=()
+for cmd in "${!need[@]}"; do
+	command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+done
+# nbdsh is Python: it needs Debian's libnbd bindings, not pyenv's python.
+/usr/bin/python3 -c 'import nbd' >/dev/null 2>&1 || missing+=(python3-libnbd)
+
+if [ ${#missing[@]} -gt 0 ]; then
+	pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+	echo "install-test-deps: installing Debian packages: $pkgs"
+	if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+	$SUDO apt-get update -qq
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+fi
+
+gobin=$(go env GOPATH)/bin
+if ! [ -x "$gobin/staticcheck" ] || ! "$gobin/staticcheck" -version 2>/dev/null | grep -q "${STATICCHECK_VERSION#v}"; then
+	echo "install-test-deps: installing staticcheck $STATICCHECK_VERSION"
+	go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+fi

@@ -1,0 +1,189 @@
+// Package e2e drives the real s3backer binary with real external tools:
+// libnbd's nbdinfo, nbdsh and nbdcopy, qemu-io, and Debian's C s3backer.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bin is the s3backer binary under test: $S3BACKER_BIN (set by `make
+// test`), or one built for this run.
+var bin string
+
+func TestMain(m *testing.M) {
+	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	// nbdsh runs the python3 first on PATH; Debian's has libnbd's bindings.
+	os.Setenv("PATH", "/usr/bin:"+os.Getenv("PATH"))
+	bin = os.Getenv("S3BACKER_BIN")
+	if bin == "" {
+		dir, err := os.MkdirTemp("", "s3backer-e2e")
+		if err != nil {
+			panic(err)
+		}
+		bin = filepath.Join(dir, "s3backer")
+		out, err := exec.Command("go", "build", "-o", bin, "../../cmd/s3backer").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "building s3backer: %v\n%s", err, out)
+			os.Exit(1)
+		}
+		code := m.Run()
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// need skips the test when a tool is truly missing from the machine (CI
+// installs them all, so there it runs).
+func need(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (scripts/install-test-deps.sh installs it)", tool)
+		}
+	}
+}
+
+// server is one running `s3backer --nbd -f` process.
+type server struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	URI  string
+	Dir  string
+	logs *bytes.Buffer
+	done chan error
+}
+
+var servingRE = regexp.MustCompile(`msg=serving .*uri="?([^"\s]+)`)
+
+// startServer runs s3backer in the foreground over a --test directory
+// with the given extra flags, serving on a fresh unix socket (or on tcp
+// if tcp is set), and returns once it logs that it is serving.
+func startServer(t *testing.T, dir string, tcp bool, flags ...string) *server {
+	t.Helper()
+	target := "nbd+unix:///?socket=" + filepath.Join(t.TempDir(), "nbd.sock")
+	if tcp {
+		target = "nbd://127.0.0.1:0"
+	}
+	args := append([]string{"--nbd", "--test", "-f"}, flags...)
+	args = append(args, dir, target)
+	cmd := exec.Command(bin, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{t: t, cmd: cmd, Dir: dir, logs: new(bytes.Buffer), done: make(chan error, 1)}
+	uri := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			s.logs.WriteString(line + "\n")
+			if m := servingRE.FindStringSubmatch(line); m != nil {
+				select {
+				case uri <- m[1]:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		s.done <- cmd.Wait()
+		close(uri)
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+	select {
+	case u, ok := <-uri:
+		if !ok {
+			t.Fatalf("s3backer exited before serving: %v\n%s", <-s.done, s.logs)
+		}
+		s.URI = u
+	case <-time.After(30 * time.Second):
+		t.Fatalf("s3backer did not start serving\n%s", s.logs)
+	}
+	return s
+}
+
+// stop sends sig and requires a clean exit.
+func (s *server) stop(sig syscall.Signal) {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatal(err)
+	}
+	select {
+	case err := <-s.done:
+		if err != nil {
+			s.t.Fatalf("s3backer exited with %v after %v\n%s", err, sig, s.logs)
+		}
+	case <-time.After(60 * time.Second):
+		s.t.Fatalf("s3backer did not stop after %v\n%s", sig, s.logs)
+	}
+}
+
+// run runs a tool and returns its stdout, failing the test on error.
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
+
+// blockFiles lists the block files in a --test directory.
+func blockFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// runOut runs a tool and returns its combined output and error.
+func runOut(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return string(out), err
+}
+
+// waitFor polls cond until it holds or the deadline passes: for processes
+// that are not our children (daemons, FUSE mounts), which offer nothing to
+// block on.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
