@@ -56,3 +56,19 @@ type Prober interface {
 type Prefetcher interface {
 	Prefetch(ctx context.Context, first, count uint64) error
 }
+
+// Surveyor is implemented by stores that can list which blocks are stored
+// (s3backer's --listBlocks survey).
+type Surveyor interface {
+	// Survey calls fn for every stored block, possibly more than once for
+	// one block and from several goroutines at once, and returns when the
+	// survey is complete.
+	Survey(ctx context.Context, fn func(n uint64)) error
+}
+
+// BulkZeroer is implemented by stores that can zero many blocks in fewer
+// requests than one per block (S3 DeleteObjects). Stores without it get a
+// WriteBlock(nil) per block.
+type BulkZeroer interface {
+	ZeroBlocks(ctx context.Context, blocks []uint64) error
+}

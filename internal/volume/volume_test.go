@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/s3backer-go/s3backer/internal/backend/mem"
+	"github.com/s3backer-go/s3backer/internal/blockstore/memstore"
 	"github.com/s3backer-go/s3backer/internal/blockstore"
 )
 
@@ -21,7 +21,7 @@ var ctx = context.Background()
 // Random unaligned reads, writes and zeroes must match a plain byte slice.
 func TestMatchesReference(t *testing.T) {
 	const nblocks = 32
-	store := mem.New(bs, nblocks)
+	store := memstore.New(bs, nblocks)
 	v := New(store, Options{Parallel: 4})
 	ref := make([]byte, bs*nblocks)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -66,7 +66,7 @@ func TestMatchesReference(t *testing.T) {
 }
 
 func TestPartialZeroingDeletesBlock(t *testing.T) {
-	store := mem.New(bs, 4)
+	store := memstore.New(bs, 4)
 	v := New(store, Options{})
 	if err := v.WriteAt(ctx, []byte{1, 2, 3}, bs+10, false); err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func TestPartialZeroingDeletesBlock(t *testing.T) {
 // Many writers hitting disjoint bytes of the same blocks: every update must
 // survive the read-modify-write cycles.
 func TestConcurrentPartialWritesLoseNothing(t *testing.T) {
-	store := mem.New(bs, 2)
+	store := memstore.New(bs, 2)
 	v := New(store, Options{})
 	var wg sync.WaitGroup
 	for w := 0; w < 2*bs; w += 8 {
@@ -110,7 +110,7 @@ func TestConcurrentPartialWritesLoseNothing(t *testing.T) {
 }
 
 func TestRangeAndReadOnlyErrors(t *testing.T) {
-	v := New(mem.New(bs, 4), Options{})
+	v := New(memstore.New(bs, 4), Options{})
 	size := int64(4 * bs)
 	for _, c := range []struct{ off, n int64 }{{size, 1}, {size - 1, 2}, {-1, 1}, {1 << 62, 1 << 62}} {
 		if err := v.ReadAt(ctx, make([]byte, c.n%4096), c.off); c.n%4096 != 0 && !errors.Is(err, syscall.EINVAL) {
@@ -123,7 +123,7 @@ func TestRangeAndReadOnlyErrors(t *testing.T) {
 	if err := v.ReadAt(ctx, nil, size); err != nil {
 		t.Errorf("empty read at the end: %v", err)
 	}
-	ro := New(mem.New(bs, 4), Options{ReadOnly: true})
+	ro := New(memstore.New(bs, 4), Options{ReadOnly: true})
 	if err := ro.WriteAt(ctx, []byte{1}, 0, false); !errors.Is(err, syscall.EROFS) {
 		t.Errorf("write to read-only volume: %v, want EROFS", err)
 	}
@@ -152,7 +152,7 @@ func (f *flushCounter) WriteBlock(ctx context.Context, n uint64, data []byte) er
 }
 
 func TestFUAFlushes(t *testing.T) {
-	fc := &flushCounter{Store: mem.New(bs, 4)}
+	fc := &flushCounter{Store: memstore.New(bs, 4)}
 	v := New(fc, Options{})
 	if err := v.WriteAt(ctx, []byte{1}, 0, false); err != nil {
 		t.Fatal(err)
@@ -172,7 +172,7 @@ func TestFUAFlushes(t *testing.T) {
 }
 
 func TestStoreErrorsPropagate(t *testing.T) {
-	fc := &flushCounter{Store: mem.New(bs, 8), fail: blockstore.ErrCorrupt}
+	fc := &flushCounter{Store: memstore.New(bs, 8), fail: blockstore.ErrCorrupt}
 	v := New(fc, Options{})
 	err := v.WriteAt(ctx, make([]byte, 4*bs), bs/2, false)
 	if !errors.Is(err, syscall.EIO) {
@@ -184,7 +184,7 @@ func TestStoreErrorsPropagate(t *testing.T) {
 }
 
 func TestExtents(t *testing.T) {
-	store := mem.New(bs, 8)
+	store := memstore.New(bs, 8)
 	v := New(store, Options{})
 	if err := v.WriteAt(ctx, []byte{9}, 2*bs+5, false); err != nil { // block 2
 		t.Fatal(err)
