@@ -7,6 +7,7 @@ package volume
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -30,7 +31,9 @@ type Volume struct {
 	bufs  sync.Pool
 }
 
-const lockStripes = 1024
+// lockStripes is a power of two larger than a few zeroing batches of
+// consecutive blocks, so concurrent batches rarely share a stripe.
+const lockStripes = 4096
 
 // Options tune a Volume.
 type Options struct {
@@ -178,10 +181,11 @@ func (v *Volume) WriteAt(ctx context.Context, p []byte, off int64, fua bool) err
 }
 
 // Zero makes [off, off+length) read as zeroes. Whole blocks are deleted
-// (s3backer never stores zero blocks), partial ones read-modify-written.
-// That is never slower than writing the zeroes, so a fast-zero request is
-// always honoured; and since s3backer's format has no way to store a zero
-// block, NoHole cannot allocate one: the range still reads as zeroes.
+// (s3backer never stores zero blocks) — in bulk when the store can — and
+// partial ones read-modify-written. That is never slower than writing the
+// zeroes, so a fast-zero request is always honoured; and since s3backer's
+// format has no way to store a zero block, NoHole cannot allocate one: the
+// range still reads as zeroes.
 func (v *Volume) Zero(ctx context.Context, off, length int64, fua bool) error {
 	if err := v.checkWritable(); err != nil {
 		return err
@@ -189,13 +193,65 @@ func (v *Volume) Zero(ctx context.Context, off, length int64, fua bool) error {
 	if err := v.checkRange(off, length); err != nil {
 		return err
 	}
-	err := v.forEach(ctx, off, length, func(ctx context.Context, sp span) error {
-		return v.update(ctx, sp, nil, func(b []byte) { clear(b) })
-	})
+	err := v.zero(ctx, off, length)
 	if err == nil && fua {
 		err = v.Flush(ctx)
 	}
 	return err
+}
+
+func (v *Volume) zero(ctx context.Context, off, length int64) error {
+	// Whole blocks inside the range: [first, end).
+	first := (off + v.blockSize - 1) / v.blockSize
+	end := (off + length) / v.blockSize
+	bz, bulk := v.store.(blockstore.BulkZeroer)
+	if !bulk || end-first < 2 {
+		return v.zeroEach(ctx, off, length)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(v.parallel)
+	// The partial edges, block by block.
+	g.Go(func() error { return v.zeroEach(gctx, off, first*v.blockSize-off) })
+	g.Go(func() error { return v.zeroEach(gctx, end*v.blockSize, off+length-end*v.blockSize) })
+	for b := first; b < end && gctx.Err() == nil; b += zeroBatch {
+		batch := make([]uint64, 0, min(zeroBatch, end-b))
+		for n := b; n < min(b+zeroBatch, end); n++ {
+			batch = append(batch, uint64(n))
+		}
+		g.Go(func() error { return v.zeroBatch(gctx, bz, batch) })
+	}
+	return g.Wait()
+}
+
+// zeroEach zeroes a range block by block (read-modify-write for parts).
+func (v *Volume) zeroEach(ctx context.Context, off, length int64) error {
+	return v.forEach(ctx, off, length, func(ctx context.Context, sp span) error {
+		return v.update(ctx, sp, nil, func(b []byte) { clear(b) })
+	})
+}
+
+// zeroBatch is one DeleteObjects worth of blocks in S3.
+const zeroBatch = 1000
+
+// zeroBatch zeroes consecutive blocks in one store call, holding their
+// write locks (taken in stripe order, so batches cannot deadlock) so that
+// no read-modify-write of one of them straddles the call.
+func (v *Volume) zeroBatch(ctx context.Context, bz blockstore.BulkZeroer, blocks []uint64) error {
+	stripes := make([]int, 0, len(blocks))
+	for _, n := range blocks {
+		stripes = append(stripes, int(n%lockStripes))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		v.locks[i].Lock()
+	}
+	defer func() {
+		for _, i := range stripes {
+			v.locks[i].Unlock()
+		}
+	}()
+	return bz.ZeroBlocks(ctx, blocks)
 }
 
 // Flush makes every acknowledged write durable.
