@@ -98,3 +98,36 @@ func TestMissingDirectory(t *testing.T) {
 		t.Fatal("Open of a missing directory succeeded")
 	}
 }
+
+func TestSurvey(t *testing.T) {
+	for _, o := range []Options{{}, {Prefix: "sub/disk-", HashPrefix: true}} {
+		d := t.TempDir()
+		o.Dir, o.BlockSize, o.NumBlocks = d, 512, 100
+		s := open(t, o)
+		want := map[uint64]bool{0: true, 7: true, 99: true}
+		for n := range want {
+			if err := s.WriteBlock(context.Background(), n, bytes.Repeat([]byte{1}, 512)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Junk that must not be reported.
+		junkDir := filepath.Dir(s.Path(0))
+		for _, junk := range []string{"00000001.Ab12Cd", "s3backer-mounted", "00000064", "README"} {
+			if err := os.WriteFile(filepath.Join(junkDir, junk), []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := map[uint64]bool{}
+		if err := s.Survey(context.Background(), func(n uint64) { got[n] = true }); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("prefix %q: survey found %v, want %v", o.Prefix, got, want)
+		}
+		for n := range want {
+			if !got[n] {
+				t.Fatalf("prefix %q: survey missed block %d", o.Prefix, n)
+			}
+		}
+	}
+}
