@@ -15,7 +15,7 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // usageError is a problem with the command line: nothing was touched.
@@ -23,8 +23,8 @@ type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	err := start(args, stdout, stderr)
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	err := start(args, stdin, stdout, stderr)
 	if err == nil {
 		return exitcode.OK
 	}
@@ -40,7 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // start parses the command line and runs the chosen mode.
-func start(args []string, stdout, stderr io.Writer) error {
+func start(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cfg, err := config.Parse(args)
 	if err != nil {
 		return usageError{err}
@@ -56,24 +56,18 @@ func start(args []string, stdout, stderr io.Writer) error {
 	if err := cfg.CheckImplemented(); err != nil {
 		return usageError{err}
 	}
-	switch {
-	case cfg.Erase || cfg.ResetMountedFlag:
-		return usageError{errors.New("--erase and --reset-mounted-flag are not supported yet")}
-	case !cfg.IsNBD():
-		return usageError{errors.New("FUSE mode is not supported yet; serve the disk with --nbd")}
-	case !cfg.Test:
-		return usageError{fmt.Errorf("%s: S3 storage is not supported yet; use --test with a local directory", cfg.BucketArg)}
-	}
-	// The geometry comes from the flags alone in test mode (s3backer does
-	// no auto-detection there).
-	warnings, err := cfg.Finish(0, 0)
-	if err != nil {
-		return usageError{err}
-	}
 	if !cfg.Quiet {
-		for _, w := range append(cfg.Warnings, warnings...) {
+		for _, w := range cfg.Warnings {
 			fmt.Fprintf(stderr, "s3backer: warning: %s\n", w)
 		}
+	}
+	switch {
+	case cfg.Erase:
+		return erase(cfg, stdin, stderr)
+	case cfg.ResetMountedFlag:
+		return resetMountedFlag(cfg, stderr)
+	case !cfg.IsNBD():
+		return usageError{errors.New("FUSE mode is not supported yet; serve the disk with --nbd")}
 	}
 	return serveNBD(cfg, stderr)
 }

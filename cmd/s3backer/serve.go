@@ -8,16 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
-	"github.com/s3backer-go/s3backer/internal/backend/dir"
 	"github.com/s3backer-go/s3backer/internal/config"
 	"github.com/s3backer-go/s3backer/internal/daemon"
 	"github.com/s3backer-go/s3backer/internal/logging"
 	"github.com/s3backer-go/s3backer/internal/nbd"
-	"github.com/s3backer-go/s3backer/internal/volume"
 )
 
 // shutdownTimeout bounds how long a stop waits for clients' requests in
@@ -31,10 +28,6 @@ func serveNBD(cfg *config.Config, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	testDir, err := filepath.Abs(cfg.TestDir())
-	if err != nil {
-		return err
-	}
 	if !cfg.Foreground && !daemon.IsChild() {
 		if err := daemon.Start(); err != nil {
 			return err
@@ -46,26 +39,17 @@ func serveNBD(cfg *config.Config, stderr io.Writer) error {
 	}
 	log := logging.New(logging.Options{Debug: cfg.Debug, Syslog: daemon.IsChild()})
 
-	store, err := dir.Open(dir.Options{
-		Dir:          testDir,
-		Prefix:       cfg.Prefix,
-		HashPrefix:   cfg.BlockHashPrefix,
-		BlockSize:    int(cfg.BlockSize),
-		NumBlocks:    cfg.NumBlocks(),
-		ReadOnly:     cfg.ReadOnly,
-		RandomDelays: cfg.TestDelays,
-		Discard:      cfg.TestDiscard,
-	})
+	ctx := context.Background()
+	d, err := openDisk(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	vol := volume.New(store, volume.Options{ReadOnly: cfg.ReadOnly})
 	ln, err := target.listen()
 	if err != nil {
-		_ = vol.Close()
+		_ = d.close(ctx)
 		return err
 	}
-	srv := nbd.NewServer(nbdDevice{vol}, nbd.Options{
+	srv := nbd.NewServer(nbdDevice{d.vol}, nbd.Options{
 		ExportName:  "",
 		Description: fmt.Sprintf("s3backer %s (%d x %s blocks)", cfg.BucketArg, cfg.NumBlocks(), config.FormatSize(cfg.BlockSize)),
 		Logger:      log,
@@ -90,23 +74,17 @@ func serveNBD(cfg *config.Config, stderr io.Writer) error {
 	case serveErr = <-served:
 		log.Error("server failed", "err", serveErr)
 	}
-	return stop(srv, vol, log, serveErr)
+	return stop(srv, d, log, serveErr)
 }
 
-// stop lets requests in flight finish, then flushes and closes the store.
-func stop(srv *nbd.Server, vol *volume.Volume, log *slog.Logger, serveErr error) error {
+// stop lets requests in flight finish, then flushes and closes the disk.
+func stop(srv *nbd.Server, d *disk, log *slog.Logger, serveErr error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	err := serveErr
 	if serr := srv.Shutdown(ctx); serr != nil {
 		log.Warn("clients did not finish in time", "err", serr)
 	}
-	if ferr := vol.Flush(context.Background()); ferr != nil {
-		err = errors.Join(err, fmt.Errorf("final flush: %w", ferr))
-	}
-	if cerr := vol.Close(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("close: %w", cerr))
-	}
+	err := errors.Join(serveErr, d.close(context.Background()))
 	if err != nil {
 		log.Error("stopped with errors", "err", err)
 		return err

@@ -253,9 +253,9 @@ func TestRealOptionsConf(t *testing.T) {
 		for _, l := range strings.Split(err.Error(), "\n") {
 			lines = append(lines, strings.TrimSuffix(l, ": not supported yet"))
 		}
-		want := []string{"--accessFile", "--listBlocks", "--listBlocksThreads", "--ssl", "--encrypt",
+		want := []string{"--encrypt",
 			"--passwordFile", "--blockCacheSize", "--blockCacheFile", "--blockCacheWriteDelay",
-			"--blockCacheThreads", "--blockCacheRecoverDirtyBlocks", "--blockCacheNumProtected", "--timeout"}
+			"--blockCacheThreads", "--blockCacheRecoverDirtyBlocks", "--blockCacheNumProtected"}
 		if !slices.Equal(lines, want) {
 			t.Errorf("%q: not supported:\n got %q\nwant %q", args, lines, want)
 		}

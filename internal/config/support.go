@@ -22,6 +22,18 @@ var implemented = map[string]bool{
 	"configFile": true,
 	"help":       true, "version": true,
 	"-f": true, "-d": true,
+
+	// S3 (issue 3).
+	"accessFile": true, "accessId": true, "accessKey": true, "accessKeyEnv": true,
+	"accessEC2IAM": true, "accessEC2IAM-IMDSv2": true, "accessType": true, "authVersion": true,
+	"baseURL": true, "region": true, "vhost": true, "no-vhost": true, "ssl": true,
+	"cacert": true, "insecure": true, "http11": true, "noCurlCache": true, "ipTOS": true,
+	"timeout": true, "initialRetryPause": true, "maxRetryPause": true,
+	"maxUploadSpeed": true, "maxDownloadSpeed": true,
+	"sse": true, "sse-key-id": true, "storageClass": true,
+	"listBlocks": true, "listBlocksThreads": true,
+	"erase": true, "reset-mounted-flag": true,
+	"debug-http": true, "defaultContentEncoding": true, "sharedDiskMode": true,
 }
 
 // CheckImplemented fails, one line per flag, for every flag given that is

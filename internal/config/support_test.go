@@ -37,10 +37,9 @@ func TestCheckImplemented(t *testing.T) {
 			[]string{"--encrypt: not supported yet", "--compress: not supported yet"}},
 		{[]string{"-s", "-o", "allow_other", "-o", "uid=0,size=1g", "b", "/m"},
 			[]string{"-s: not supported yet", "-o allow_other,uid=0: FUSE mount options are not supported yet"}},
-		{[]string{"--erase", "b"}, []string{"--erase: not supported yet"}},
 		{[]string{"--nbd", "--nbd-flag=x", "b", "/dev/nbd0"}, []string{"--nbd-flag: not supported yet"}},
 		// Setting a default value explicitly still counts as using the flag.
-		{[]string{"--timeout=30", "b", "/m"}, []string{"--timeout: not supported yet"}},
+		{[]string{"--blockCacheThreads=20", "b", "/m"}, []string{"--blockCacheThreads: not supported yet"}},
 		{[]string{"--filename=x", "--directIO", "b", "/m"}, []string{"--filename: not supported yet", "--directIO: not supported yet"}},
 	}
 	for _, tt := range notYet {

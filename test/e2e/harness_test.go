@@ -13,9 +13,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/s3backer-go/s3backer/internal/testenv/versitygw"
 )
 
 // bin is the s3backer binary under test: $S3BACKER_BIN (set by `make
@@ -39,10 +42,11 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		code := m.Run()
+		versitygw.StopShared()
 		os.RemoveAll(dir)
 		os.Exit(code)
 	}
-	os.Exit(m.Run())
+	versitygw.Main(m)
 }
 
 // need skips the test when a tool is truly missing from the machine (CI
@@ -64,6 +68,8 @@ type server struct {
 	Dir  string
 	logs *bytes.Buffer
 	done chan error
+	// onLine, if set before start-up output arrives, sees every log line.
+	onLine func(string)
 }
 
 var servingRE = regexp.MustCompile(`msg=serving .*uri="?([^"\s]+)`)
@@ -73,32 +79,59 @@ var servingRE = regexp.MustCompile(`msg=serving .*uri="?([^"\s]+)`)
 // if tcp is set), and returns once it logs that it is serving.
 func startServer(t *testing.T, dir string, tcp bool, flags ...string) *server {
 	t.Helper()
+	s := startWith(t, tcp, append([]string{"--test"}, flags...), dir)
+	s.Dir = dir
+	return s
+}
+
+// startWith runs `s3backer --nbd -f FLAGS BUCKET TARGET` and returns once it
+// serves; see startServer.
+func startWith(t *testing.T, tcp bool, flags []string, bucket string) *server {
+	t.Helper()
+	s, err := tryStart(t, tcp, flags, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// tryStart is startWith returning start-up failure as an error (with the
+// server's output) instead of failing the test.
+func tryStart(t *testing.T, tcp bool, flags []string, bucket string) (*server, error) {
+	t.Helper()
 	target := "nbd+unix:///?socket=" + filepath.Join(t.TempDir(), "nbd.sock")
 	if tcp {
 		target = "nbd://127.0.0.1:0"
 	}
-	args := append([]string{"--nbd", "--test", "-f"}, flags...)
-	args = append(args, dir, target)
+	args := append([]string{"--nbd", "-f"}, flags...)
+	args = append(args, bucket, target)
 	cmd := exec.Command(bin, args...)
+	cmd.Env = testEnv(t)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	s := &server{t: t, cmd: cmd, Dir: dir, logs: new(bytes.Buffer), done: make(chan error, 1)}
+	s := &server{t: t, cmd: cmd, logs: new(bytes.Buffer), done: make(chan error, 1)}
 	uri := make(chan string, 1)
+	var logMu sync.Mutex
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
+			logMu.Lock()
 			s.logs.WriteString(line + "\n")
+			logMu.Unlock()
 			if m := servingRE.FindStringSubmatch(line); m != nil {
 				select {
 				case uri <- m[1]:
 				default:
 				}
+			}
+			if s.onLine != nil {
+				s.onLine(line)
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
@@ -108,18 +141,30 @@ func startServer(t *testing.T, dir string, tcp bool, flags ...string) *server {
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
+			<-s.done
 		}
 	})
 	select {
 	case u, ok := <-uri:
 		if !ok {
-			t.Fatalf("s3backer exited before serving: %v\n%s", <-s.done, s.logs)
+			err := <-s.done
+			s.done <- err
+			logMu.Lock()
+			defer logMu.Unlock()
+			return nil, fmt.Errorf("s3backer exited before serving (%v):\n%s", err, s.logs)
 		}
 		s.URI = u
-	case <-time.After(30 * time.Second):
-		t.Fatalf("s3backer did not start serving\n%s", s.logs)
+	case <-time.After(60 * time.Second):
+		return nil, fmt.Errorf("s3backer did not start serving\n%s", s.logs)
 	}
-	return s
+	return s, nil
+}
+
+// testEnv is the environment of every s3backer run: no AWS instance
+// metadata lookups, and a HOME of its own so no ~/.s3backer_passwd or
+// ~/.aws of the machine is read.
+func testEnv(t *testing.T) []string {
+	return append(os.Environ(), "AWS_EC2_METADATA_DISABLED=true", "HOME="+t.TempDir())
 }
 
 // stop sends sig and requires a clean exit.

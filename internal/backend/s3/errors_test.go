@@ -1,0 +1,172 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/s3backer-go/s3backer/internal/backend"
+)
+
+// TestClassifyStatus: what each answer becomes, from a tiny server.
+func TestClassifyStatus(t *testing.T) {
+	cases := []struct {
+		status     int
+		code       string
+		want       error // a sentinel, or nil
+		permanent  bool
+		mentioning string
+	}{
+		{503, "SlowDown", nil, false, "503 SlowDown"},
+		{500, "InternalError", nil, false, "500"},
+		{429, "TooManyRequests", nil, false, "429"},
+		{408, "RequestTimeout", nil, false, "408"},
+		{400, "InvalidArgument", nil, true, "400 InvalidArgument"},
+		{400, "AuthorizationHeaderMalformed", nil, true, "--region"},
+		{403, "SignatureDoesNotMatch", nil, true, "credentials"},
+		{403, "AccessDenied", nil, true, "credentials"},
+		{301, "PermanentRedirect", nil, true, "--region"},
+		{404, "NoSuchBucket", nil, true, `bucket "bkt" does not exist`},
+		{404, "NoSuchKey", backend.ErrNotFound, true, ""},
+		{304, "", backend.ErrNotModified, true, ""},
+		{412, "PreconditionFailed", backend.ErrPrecondition, true, ""},
+	}
+	for _, c := range cases {
+		f := newFakeS3(t, func(w http.ResponseWriter, r *http.Request) {
+			if c.status == 304 {
+				w.WriteHeader(304)
+				return
+			}
+			s3Error(w, c.status, c.code, "a message")
+		})
+		b := mustNew(t, f.options())
+		_, _, err := b.Get(context.Background(), "disk/0000abcd", make([]byte, 10), backend.GetOptions{})
+		if err == nil {
+			t.Errorf("%d %s: no error", c.status, c.code)
+			continue
+		}
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "get disk/0000abcd: ") {
+			t.Errorf("%d %s: error %q does not start with the operation and key", c.status, c.code, msg)
+		}
+		if strings.Contains(msg, "\n") {
+			t.Errorf("%d %s: error has several lines: %q", c.status, c.code, msg)
+		}
+		if c.want != nil && !errors.Is(err, c.want) {
+			t.Errorf("%d %s: %v, want %v", c.status, c.code, err, c.want)
+		}
+		if got := backend.IsPermanent(err); got != c.permanent {
+			t.Errorf("%d %s: permanent = %v, want %v (%v)", c.status, c.code, got, c.permanent, err)
+		}
+		if !strings.Contains(msg, c.mentioning) {
+			t.Errorf("%d %s: error %q does not mention %q", c.status, c.code, msg, c.mentioning)
+		}
+		var se *StatusError
+		if c.want == nil && (!errors.As(err, &se) || se.Status != c.status || se.Code != c.code) {
+			t.Errorf("%d %s: no matching StatusError in %v", c.status, c.code, err)
+		}
+	}
+}
+
+// TestConnectionRefused: one clear, transient line naming the endpoint.
+func TestConnectionRefused(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	b := mustNew(t, Options{Bucket: "bkt", BaseURL: "http://" + addr + "/",
+		Credentials: Credentials{Mode: CredentialsStatic, AccessID: "a", AccessKey: "b"}})
+	_, err = b.Head(context.Background(), "k")
+	want := "head k: cannot reach http://" + addr + "/: connection refused"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error %q, want %q", err, want)
+	}
+	if backend.IsPermanent(err) {
+		t.Error("connection refused classified permanent")
+	}
+}
+
+// TestTimeout: --timeout bounds a request; running out is transient.
+func TestTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	f := newFakeS3(t, func(w http.ResponseWriter, r *http.Request) {
+		select { // hang until the client gives up
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	o := f.options()
+	o.Timeout = 200 * time.Millisecond
+	_, err := mustNew(t, o).Head(context.Background(), "k")
+	if err == nil || !errors.Is(err, errTimeout) || !strings.Contains(err.Error(), "--timeout") {
+		t.Fatalf("error %v, want a timeout naming --timeout", err)
+	}
+	if backend.IsPermanent(err) {
+		t.Error("timeout classified permanent")
+	}
+}
+
+// TestCallerCancel: the caller's deadline is reported as such.
+func TestCallerCancel(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	f := newFakeS3(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := mustNew(t, f.options()).Head(ctx, "k")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("error %v, want context.DeadlineExceeded", err)
+	}
+}
+
+// TestWrongSecret and TestMissingBucket run against the real gateway.
+func TestWrongSecret(t *testing.T) {
+	o, _ := gwOptions(t)
+	o.Credentials.AccessKey = "not-the-secret"
+	_, err := mustNew(t, o).Put(context.Background(), "k", []byte("x"), backend.Meta{})
+	if !backend.IsPermanent(err) || !strings.Contains(err.Error(), "credentials") {
+		t.Fatalf("error %v, want a permanent error about credentials", err)
+	}
+	_, err = mustNew(t, o).Head(context.Background(), "k")
+	if !backend.IsPermanent(err) || !strings.Contains(err.Error(), "credentials") {
+		t.Fatalf("HEAD: error %v, want a permanent error about credentials", err)
+	}
+	if err := mustNew(t, o).CheckBucket(context.Background()); !backend.IsPermanent(err) || !strings.Contains(err.Error(), "credentials") {
+		t.Fatalf("CheckBucket: error %v, want a permanent error about credentials", err)
+	}
+}
+
+func TestMissingBucket(t *testing.T) {
+	o, _ := gwOptions(t)
+	o.Bucket = "no-such-bucket-here"
+	b := mustNew(t, o)
+	for name, err := range map[string]error{
+		"put": func() error { _, err := b.Put(context.Background(), "k", []byte("x"), backend.Meta{}); return err }(),
+		"get": func() error {
+			_, _, err := b.Get(context.Background(), "k", make([]byte, 1), backend.GetOptions{})
+			return err
+		}(),
+		"list":        b.List(context.Background(), "", "", func(string) error { return nil }),
+		"CheckBucket": b.CheckBucket(context.Background()),
+	} {
+		if !backend.IsPermanent(err) || errors.Is(err, backend.ErrNotFound) ||
+			!strings.Contains(err.Error(), `bucket "no-such-bucket-here" does not exist`) {
+			t.Errorf("%s: error %v, want a permanent error saying the bucket does not exist", name, err)
+		}
+	}
+	if err := mustNew(t, func() Options { o, _ := gwOptions(t); return o }()).CheckBucket(context.Background()); err != nil {
+		t.Errorf("CheckBucket of an existing bucket: %v", err)
+	}
+}

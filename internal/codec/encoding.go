@@ -1,0 +1,141 @@
+package codec
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+
+	"github.com/s3backer-go/s3backer/internal/backend"
+	"github.com/s3backer-go/s3backer/internal/blockstore"
+)
+
+// ErrUnsupportedEncoding marks a block whose Content-Encoding this program
+// cannot undo: an I/O error, never the raw bytes as data.
+var ErrUnsupportedEncoding = fmt.Errorf("unsupported content encoding: %w", syscall.EIO)
+
+// layer is one step of s3backer's object encoding, named by one token of the
+// Content-Encoding header (deflate, zstd, encrypt-AES-128-CBC). Compression
+// and encryption are layers; the plain format is the empty chain.
+type layer interface {
+	// token is what Content-Encoding says for this layer.
+	token() string
+	// encode appends the encoding of block's src to dst and may add user
+	// metadata (encryption's HMAC).
+	encode(block uint64, dst, src []byte, meta *backend.Meta) ([]byte, error)
+	// decode appends the decoding of src to dst, checking what meta
+	// carries; it fails rather than produce more than limit bytes.
+	decode(block uint64, dst, src []byte, meta backend.Meta, limit int) ([]byte, error)
+}
+
+// chain is the configured encoding: the layers applied on write, and how a
+// token read back is resolved to the layer that undoes it. Reading is driven
+// by the object's own Content-Encoding, not by the write configuration, so
+// decompression works whatever --compress says (as in s3backer).
+type chain struct {
+	write   []layer
+	resolve func(token string) (layer, error)
+}
+
+// plainChain writes blocks as they are and reads only unencoded objects.
+func plainChain() chain {
+	return chain{resolve: resolveNothing}
+}
+
+// contentEncoding is the header value for the write layers: tokens joined
+// by ", ", as s3backer writes it ("deflate, encrypt-AES-128-CBC").
+func (c chain) contentEncoding() string {
+	t := make([]string, len(c.write))
+	for i, l := range c.write {
+		t[i] = l.token()
+	}
+	return strings.Join(t, ", ")
+}
+
+// encode applies the write layers in order, alternating between the two
+// scratch buffers. With no layers it returns src itself: no copy.
+func (c chain) encode(block uint64, src []byte, meta *backend.Meta, scratch [2][]byte) ([]byte, error) {
+	out := src
+	for i, l := range c.write {
+		var err error
+		if out, err = l.encode(block, scratch[i%2][:0], out, meta); err != nil {
+			return nil, fmt.Errorf("%s: %w", l.token(), err)
+		}
+	}
+	if len(c.write) > 0 {
+		meta.ContentEncoding = c.contentEncoding()
+	}
+	return out, nil
+}
+
+// decode undoes tokens from last to first. body must live in scratch[0];
+// each step writes into the other buffer. The first layer (undone last)
+// may produce at most limit bytes, the others at most a scratch buffer
+// (decryption yields compressed data, which may exceed a block). With no
+// tokens it returns body.
+func (c chain) decode(block uint64, tokens []string, body []byte, meta backend.Meta, limit int, scratch [2][]byte) ([]byte, error) {
+	out := body
+	for i := len(tokens) - 1; i >= 0; i-- {
+		l, err := c.resolve(tokens[i])
+		if err != nil {
+			return nil, err
+		}
+		dst := scratch[(len(tokens)-i)%2][:0]
+		lim := cap(dst)
+		if i == 0 {
+			lim = min(lim, limit)
+		}
+		if out, err = l.decode(block, dst, out, meta, lim); err != nil {
+			// Whatever a layer finds wrong (bad HMAC, broken stream), the
+			// block cannot be read: an I/O error.
+			if !errors.Is(err, syscall.EIO) {
+				err = fmt.Errorf("%w: %w", err, blockstore.ErrCorrupt)
+			}
+			return nil, fmt.Errorf("%s: %w", tokens[i], err)
+		}
+	}
+	return out, nil
+}
+
+// resolveNothing is the resolver while compression and encryption are not
+// implemented: it names what the block needs, so the error says why.
+func resolveNothing(token string) (layer, error) {
+	lower := strings.ToLower(token)
+	switch {
+	case lower == "deflate" || lower == "zstd":
+		return nil, fmt.Errorf("content encoding %q (compression) is not supported yet: %w", token, ErrUnsupportedEncoding)
+	case strings.HasPrefix(lower, "encrypt-"):
+		return nil, fmt.Errorf("content encoding %q (encryption) is not supported yet: %w", token, ErrUnsupportedEncoding)
+	default:
+		return nil, fmt.Errorf("unknown content encoding %q: %w", token, ErrUnsupportedEncoding)
+	}
+}
+
+// parseContentEncoding splits a Content-Encoding value into its tokens the
+// way s3backer does: commas and white space both separate, empty tokens
+// vanish. "identity" (HTTP's no-op) is dropped too. Tokens keep their case
+// for messages; resolvers compare them case-insensitively.
+func parseContentEncoding(v string) []string {
+	f := strings.FieldsFunc(v, func(r rune) bool {
+		switch r {
+		case ',', ' ', '\t', '\v', '\f', '\r', '\n':
+			return true
+		}
+		return false
+	})
+	out := f[:0]
+	for _, t := range f {
+		if !strings.EqualFold(t, "identity") {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// maxObjectSize is the largest object a block of blockSize bytes can be
+// stored as, in any encoding: s3backer's own read limit, zlib's
+// compressBound plus one cipher block of padding. Reads are sized for it
+// whatever this program writes, since another writer may have compressed.
+func maxObjectSize(blockSize int) int {
+	return blockSize + blockSize>>12 + blockSize>>14 + blockSize>>25 + 13 + 16
+}

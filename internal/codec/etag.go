@@ -1,0 +1,44 @@
+package codec
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/s3backer-go/s3backer/internal/blockstore"
+)
+
+// plainMD5 returns the digest an ETag holds when it is a plain MD5: 32 hex
+// digits (either case, S3 sends lower). Multipart ("…-N"), weak and missing
+// ETags are not, and cannot be checked against a body.
+func plainMD5(etag string) (sum [md5.Size]byte, ok bool) {
+	etag = strings.Trim(etag, `"`) // backends strip quotes; be lenient
+	if len(etag) != 2*md5.Size {
+		return sum, false
+	}
+	if _, err := hex.Decode(sum[:], []byte(etag)); err != nil {
+		return sum, false
+	}
+	return sum, true
+}
+
+// checkETag verifies a body read against its ETag, when asked to and when
+// the ETag is an MD5 at all. A mismatch means the bytes changed on the way
+// (or the store lies): corrupt, never data.
+func (s *Store) checkETag(body []byte, etag string) error {
+	if !s.opt.VerifyETag {
+		return nil
+	}
+	want, ok := plainMD5(etag)
+	if !ok {
+		if s.etagNoted.CompareAndSwap(false, true) {
+			s.log.Debug("ETag is not a plain MD5; reads are not checked against it", "etag", etag)
+		}
+		return nil
+	}
+	if got := md5.Sum(body); got != want {
+		return fmt.Errorf("MD5 of the %d bytes read is %x, ETag says %x: %w", len(body), got, want, blockstore.ErrCorrupt)
+	}
+	return nil
+}

@@ -1,0 +1,53 @@
+package codec
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/s3backer-go/s3backer/internal/backend"
+	"github.com/s3backer-go/s3backer/internal/backend/mem"
+)
+
+func newStore(t *testing.T, b backend.Backend, opt Options) *Store {
+	t.Helper()
+	s, err := New(b, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// memStore is a store of 64 blocks of 4 KiB under "disk1/" over a fresh
+// mem backend.
+func memStore(t *testing.T, mutate func(*Options)) (*Store, *mem.Backend) {
+	t.Helper()
+	b := mem.New()
+	opt := Options{Prefix: "disk1/", BlockSize: 4096, NumBlocks: 64, VerifyETag: true}
+	if mutate != nil {
+		mutate(&opt)
+	}
+	return newStore(t, b, opt), b
+}
+
+func fill(size int, v byte) []byte { return bytes.Repeat([]byte{v}, size) }
+
+// getObject returns a stored object's body and info straight from mem.
+func getObject(t *testing.T, b *mem.Backend, key string) ([]byte, backend.Info) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	n, info, err := b.Get(context.Background(), key, buf, backend.GetOptions{})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	return buf[:n], info
+}
+
+// put plants an object as another writer (or damage) would leave it.
+func put(t *testing.T, b backend.Backend, key string, body []byte, meta backend.Meta) {
+	t.Helper()
+	if _, err := b.Put(context.Background(), key, body, meta); err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+}

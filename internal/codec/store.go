@@ -1,0 +1,103 @@
+package codec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"sync/atomic"
+
+	"github.com/s3backer-go/s3backer/internal/backend"
+	"github.com/s3backer-go/s3backer/internal/blockkey"
+	"github.com/s3backer-go/s3backer/internal/blockstore"
+)
+
+// DefaultListThreads is s3backer's --listBlocksThreads default.
+const DefaultListThreads = 16
+
+// Options configure a Store.
+type Options struct {
+	Prefix     string // prepended verbatim to every key ("" or "dir/")
+	HashPrefix bool   // --blockHashPrefix
+	BlockSize  int    // a power of two
+	NumBlocks  uint64 // 1 .. 2^32-1: block numbers are 32-bit in s3backer
+	// ListThreads is how many name ranges the survey lists in parallel
+	// (--listBlocksThreads); 0 means DefaultListThreads.
+	ListThreads int
+	// VerifyETag checks that a block's ETag, when it is a plain MD5, is the
+	// MD5 of the body read. Callers turn it on unless --sse=aws:kms, whose
+	// ETags look like MD5s but are not.
+	VerifyETag bool
+	// DefaultContentEncoding stands in for a missing Content-Encoding on
+	// read (--defaultContentEncoding), for servers that drop the header.
+	DefaultContentEncoding string
+	// Logger receives debug records; nil discards them.
+	Logger *slog.Logger
+}
+
+// Store is a blockstore.Store, Surveyor and BulkZeroer over a Backend.
+// Writes are synchronous: a nil error means the backend has the object.
+//
+// It deliberately does not implement blockstore.Prober: telling presence
+// costs a HEAD per block, which the zero layer above answers for free.
+type Store struct {
+	b       backend.Backend
+	opt     Options
+	names   blockkey.Namer
+	chain   chain
+	bufs    *bufPool
+	log     *slog.Logger
+	threads int
+
+	etagNoted atomic.Bool // the first non-MD5 ETag was logged
+}
+
+var (
+	_ blockstore.Store      = (*Store)(nil)
+	_ blockstore.Surveyor   = (*Store)(nil)
+	_ blockstore.BulkZeroer = (*Store)(nil)
+)
+
+// New returns a Store over b. It makes no request.
+func New(b backend.Backend, opt Options) (*Store, error) {
+	switch {
+	case b == nil:
+		return nil, errors.New("codec: no backend")
+	case opt.BlockSize <= 0 || bits.OnesCount(uint(opt.BlockSize)) != 1:
+		return nil, fmt.Errorf("codec: block size %d is not a power of two", opt.BlockSize)
+	case opt.NumBlocks == 0 || opt.NumBlocks > 1<<32-1:
+		return nil, fmt.Errorf("codec: %d blocks: must be 1 to 2^32-1", opt.NumBlocks)
+	case opt.ListThreads < 0:
+		return nil, fmt.Errorf("codec: %d list threads", opt.ListThreads)
+	}
+	threads := opt.ListThreads
+	if threads == 0 {
+		threads = DefaultListThreads
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Store{
+		b:       b,
+		opt:     opt,
+		names:   blockkey.Namer{Prefix: opt.Prefix, HashPrefix: opt.HashPrefix, NumBlocks: opt.NumBlocks},
+		chain:   plainChain(),
+		bufs:    newBufPool(maxObjectSize(opt.BlockSize)),
+		log:     log,
+		threads: threads,
+	}, nil
+}
+
+func (s *Store) BlockSize() int    { return s.opt.BlockSize }
+func (s *Store) NumBlocks() uint64 { return s.opt.NumBlocks }
+
+// Key is the object name of block n.
+func (s *Store) Key(n uint64) string { return s.names.Name(n) }
+
+// Flush has nothing to do: every write is done before WriteBlock returns.
+func (s *Store) Flush(ctx context.Context) error { return nil }
+
+// Close releases nothing: the backend belongs to the caller.
+func (s *Store) Close() error { return nil }
