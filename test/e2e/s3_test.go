@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
@@ -253,12 +252,4 @@ func TestS3Erase(t *testing.T) {
 	if keys := bucketKeys(t, gw, bucket); !slices.Equal(keys, []string{"other/keep-me"}) {
 		t.Fatalf("after erase the bucket holds %v", keys)
 	}
-}
-
-func randomBlock(t *testing.T, n int) []byte {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
