@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, from the package registries only:
-# Debian packages for the real NBD clients, nbdkit and the C s3backer, and
-# staticcheck from the Go module proxy. Idempotent and quiet when all is there.
+# Debian packages for the real NBD clients, nbdkit and the C s3backer; the
+# Versity S3 Gateway (the real S3 server of the tests) and staticcheck from
+# the Go module proxy. Idempotent and quiet when all is there.
 set -euo pipefail
 
 STATICCHECK_VERSION=v0.8.2
+VERSITYGW_VERSION=v1.8.0
 
 # command -> Debian package
 declare -A need=(
@@ -39,4 +41,11 @@ gobin=$(go env GOPATH)/bin
 if ! [ -x "$gobin/staticcheck" ] || ! "$gobin/staticcheck" -version 2>/dev/null | grep -q "${STATICCHECK_VERSION#v}"; then
 	echo "install-test-deps: installing staticcheck $STATICCHECK_VERSION"
 	go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+fi
+
+# Its --version says "git"; the module version is in the build info.
+if ! go version -m "$gobin/versitygw" 2>/dev/null | grep -q "mod.*github.com/versity/versitygw.*$VERSITYGW_VERSION"; then
+	echo "install-test-deps: installing versitygw $VERSITYGW_VERSION (takes a minute or two once)"
+	# Outside the module, so the gateway's dependencies stay out of go.mod.
+	(cd / && GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION")
 fi

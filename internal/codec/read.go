@@ -10,6 +10,9 @@ import (
 	"github.com/s3backer-go/s3backer/internal/blockstore"
 )
 
+// etagAttempts is how many GETs a block whose body fails its ETag gets.
+const etagAttempts = 3
+
 // ReadBlock fills buf with block n. A missing object is a zero block. An
 // object that is not exactly one block once decoded, fails its ETag, or
 // carries an encoding this program cannot undo is an I/O error.
@@ -20,7 +23,22 @@ func (s *Store) ReadBlock(ctx context.Context, n uint64, buf []byte) error {
 	key := s.names.Name(n)
 	a := s.bufs.get()
 	defer s.bufs.put(a)
-	got, info, err := s.b.Get(ctx, key, *a, backend.GetOptions{})
+	var (
+		got  int
+		info backend.Info
+		err  error
+	)
+	// A body that fails its ETag is fetched again a few times before it is
+	// called corrupt: a server that is not atomic between an object's data
+	// and its ETag (versitygw's posix store under a concurrent overwrite)
+	// can pair the two from different versions for one GET.
+	for attempt := 1; ; attempt++ {
+		got, info, err = s.b.Get(ctx, key, *a, backend.GetOptions{})
+		if err != nil || attempt == etagAttempts || s.checkETag((*a)[:got], info.ETag) == nil {
+			break
+		}
+		s.log.Warn("block does not match its ETag; reading it again", "block", n, "key", key, "attempt", attempt)
+	}
 	switch {
 	case errors.Is(err, backend.ErrNotFound):
 		clear(buf)

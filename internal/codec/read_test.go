@@ -207,3 +207,45 @@ func TestMaxObjectSize(t *testing.T) {
 		}
 	}
 }
+
+// flipFirstGets corrupts the body of the first bad GETs, as a server that
+// pairs one version's data with another's ETag would.
+type flipFirstGets struct {
+	*mem.Backend
+	bad int
+}
+
+func (f *flipFirstGets) Get(ctx context.Context, key string, buf []byte, opt backend.GetOptions) (int, backend.Info, error) {
+	n, info, err := f.Backend.Get(ctx, key, buf, opt)
+	if err == nil && f.bad > 0 {
+		f.bad--
+		buf[0] ^= 1
+	}
+	return n, info, err
+}
+
+// A body that fails its ETag is read again; only a persistent mismatch is
+// an I/O error.
+func TestETagMismatchIsRetried(t *testing.T) {
+	for _, c := range []struct{ bad, gets int }{{1, 2}, {2, 3}, {3, 3}} {
+		fb := &flipFirstGets{Backend: mem.New()}
+		s := newStore(t, fb, Options{BlockSize: 4096, NumBlocks: 4, VerifyETag: true})
+		if err := s.WriteBlock(context.Background(), 1, fill(4096, 7)); err != nil {
+			t.Fatal(err)
+		}
+		fb.bad = c.bad
+		before := fb.Counts().Gets
+		buf := make([]byte, 4096)
+		err := s.ReadBlock(context.Background(), 1, buf)
+		if gets := fb.Counts().Gets - before; gets != int64(c.gets) {
+			t.Errorf("%d bad bodies: %d GETs, want %d", c.bad, gets, c.gets)
+		}
+		if c.bad < etagAttempts {
+			if err != nil || !bytes.Equal(buf, fill(4096, 7)) {
+				t.Errorf("%d bad bodies then a good one: %v", c.bad, err)
+			}
+		} else if !errors.Is(err, syscall.EIO) {
+			t.Errorf("%d bad bodies: %v, want EIO", c.bad, err)
+		}
+	}
+}
