@@ -25,7 +25,7 @@ import (
 //	volume -> zero -> dir                                  (--test)
 type disk struct {
 	vol   *volume.Volume
-	zero  *zero.Store // nil with --sharedDiskMode
+	zero  *zero.Store       // nil with --sharedDiskMode
 	lease *mounttoken.Lease // nil in test mode
 	log   *slog.Logger
 }
