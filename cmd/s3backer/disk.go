@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 
 	"github.com/s3backer-go/s3backer/internal/backend"
 	"github.com/s3backer-go/s3backer/internal/backend/dir"
@@ -109,6 +110,12 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (block
 		})
 		return st, nil, err
 	}
+	// The password first: a prompt or a bad --passwordFile should not
+	// wait for the network.
+	pw, err := diskPassword(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	b, err := openBackend(ctx, cfg, log)
 	if err != nil {
 		return nil, nil, err
@@ -116,18 +123,17 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (block
 	if err := detectGeometry(ctx, cfg, b, log); err != nil {
 		return nil, nil, err
 	}
-	st, err := codec.New(b, codec.Options{
-		Prefix:                 cfg.Prefix,
-		HashPrefix:             cfg.BlockHashPrefix,
-		BlockSize:              int(cfg.BlockSize),
-		NumBlocks:              cfg.NumBlocks(),
-		ListThreads:            cfg.ListBlocksThreads,
-		VerifyETag:             cfg.SSE != "aws:kms", // KMS ETags are not MD5s
-		DefaultContentEncoding: cfg.DefaultContentEncoding,
-		Logger:                 log,
-	})
+	st, err := codec.New(b, codec.OptionsFromConfig(cfg, pw, log))
 	if err != nil {
 		return nil, nil, err
+	}
+	// A wrong password or cipher is caught here, before serving, not
+	// block by block later (s3backer's issue #254): block 0, else the
+	// first stored block of the disk.
+	if cfg.Encrypt != "" {
+		if err := checkKey(ctx, st); err != nil {
+			return nil, nil, err
+		}
 	}
 	return st, b, nil
 }
@@ -184,4 +190,32 @@ func (d *disk) close(ctx context.Context) error {
 		return fmt.Errorf("clear the 'already mounted' flag: %w", rerr)
 	}
 	return nil
+}
+
+// checkKey authenticates one stored block with the configured key: block 0,
+// or (a zero block 0 is not stored) the first block a listing finds.
+func checkKey(ctx context.Context, st *codec.Store) error {
+	if checked, err := st.CheckKey(ctx, 0); err != nil || checked {
+		return err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	found, first := false, uint64(0)
+	err := st.Survey(sctx, func(n uint64) {
+		mu.Lock()
+		if !found {
+			found, first = true, n
+		}
+		mu.Unlock()
+		cancel() // one is enough
+	})
+	if !found {
+		if err != nil {
+			return fmt.Errorf("look for a block to check the password against: %w", err)
+		}
+		return nil // an empty disk: nothing to check yet
+	}
+	_, err = st.CheckKey(ctx, first)
+	return err
 }

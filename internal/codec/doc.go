@@ -5,8 +5,10 @@
 //
 // What it does: block names (with or without --blockHashPrefix), zero
 // blocks as deletions, the block-0 size metadata, ETag checks on read, the
-// Content-Encoding chain (plain for now; compression and encryption slot in
-// as layers, see encoding.go), the parallel --listBlocks survey and bulk
-// zeroing. Size auto-detection (Detect) lives here too because it reads the
-// same block-0 headers.
+// Content-Encoding chain of layers (encoding.go): compression (deflate.go,
+// zstd.go) then encryption with its HMAC (encrypt.go, over package
+// blockcrypt), undone on read from whatever each object says (layers.go),
+// the parallel --listBlocks survey and bulk zeroing. Size auto-detection
+// (Detect) lives here too because it reads the same block-0 headers, and
+// CheckKey, which tells a wrong password at start.
 package codec

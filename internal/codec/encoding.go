@@ -35,16 +35,19 @@ type layer interface {
 type chain struct {
 	write   []layer
 	resolve func(token string) (layer, error)
-}
-
-// plainChain writes blocks as they are and reads only unencoded objects.
-func plainChain() chain {
-	return chain{resolve: resolveNothing}
+	// cipher, if set, is the configured encryption: every block read
+	// must carry it (validate).
+	cipher string
+	// ce is contentEncoding, computed once (newChain) rather than per block.
+	ce string
 }
 
 // contentEncoding is the header value for the write layers: tokens joined
 // by ", ", as s3backer writes it ("deflate, encrypt-AES-128-CBC").
 func (c chain) contentEncoding() string {
+	if c.ce != "" {
+		return c.ce
+	}
 	t := make([]string, len(c.write))
 	for i, l := range c.write {
 		t[i] = l.token()
@@ -68,11 +71,12 @@ func (c chain) encode(block uint64, src []byte, meta *backend.Meta, scratch [2][
 	return out, nil
 }
 
-// decode undoes tokens from last to first. body must live in scratch[0];
-// each step writes into the other buffer. The first layer (undone last)
-// may produce at most limit bytes, the others at most a scratch buffer
-// (decryption yields compressed data, which may exceed a block). With no
-// tokens it returns body.
+// decode undoes tokens from last to first, alternating between the
+// scratch buffers, scratch[1] first: scratch[0] may be body's own buffer,
+// which the first step has consumed by the time it is overwritten. The
+// first layer (undone last) may produce at most limit bytes, the others at
+// most a scratch buffer (decryption yields compressed data, which may
+// exceed a block). With no tokens it returns body.
 func (c chain) decode(block uint64, tokens []string, body []byte, meta backend.Meta, limit int, scratch [2][]byte) ([]byte, error) {
 	out := body
 	for i := len(tokens) - 1; i >= 0; i-- {
@@ -97,18 +101,9 @@ func (c chain) decode(block uint64, tokens []string, body []byte, meta backend.M
 	return out, nil
 }
 
-// resolveNothing is the resolver while compression and encryption are not
-// implemented: it names what the block needs, so the error says why.
-func resolveNothing(token string) (layer, error) {
-	lower := strings.ToLower(token)
-	switch {
-	case lower == "deflate" || lower == "zstd":
-		return nil, fmt.Errorf("content encoding %q (compression) is not supported yet: %w", token, ErrUnsupportedEncoding)
-	case strings.HasPrefix(lower, "encrypt-"):
-		return nil, fmt.Errorf("content encoding %q (encryption) is not supported yet: %w", token, ErrUnsupportedEncoding)
-	default:
-		return nil, fmt.Errorf("unknown content encoding %q: %w", token, ErrUnsupportedEncoding)
-	}
+// unknownEncoding is the error for a token no layer undoes.
+func unknownEncoding(token string) error {
+	return fmt.Errorf("unknown content encoding %q: %w", token, ErrUnsupportedEncoding)
 }
 
 // parseContentEncoding splits a Content-Encoding value into its tokens the
@@ -116,20 +111,34 @@ func resolveNothing(token string) (layer, error) {
 // vanish. "identity" (HTTP's no-op) is dropped too. Tokens keep their case
 // for messages; resolvers compare them case-insensitively.
 func parseContentEncoding(v string) []string {
-	f := strings.FieldsFunc(v, func(r rune) bool {
-		switch r {
-		case ',', ' ', '\t', '\v', '\f', '\r', '\n':
-			return true
+	return appendTokens(nil, v)
+}
+
+// appendTokens is parseContentEncoding appending to dst, so a read can
+// parse into an array on its stack.
+func appendTokens(dst []string, v string) []string {
+	for v != "" {
+		i := 0
+		for i < len(v) && !isSeparator(v[i]) {
+			i++
 		}
-		return false
-	})
-	out := f[:0]
-	for _, t := range f {
-		if !strings.EqualFold(t, "identity") {
-			out = append(out, t)
+		if t := v[:i]; t != "" && !strings.EqualFold(t, "identity") {
+			dst = append(dst, t)
 		}
+		if i < len(v) {
+			i++
+		}
+		v = v[i:]
 	}
-	return out
+	return dst
+}
+
+func isSeparator(c byte) bool {
+	switch c {
+	case ',', ' ', '\t', '\v', '\f', '\r', '\n':
+		return true
+	}
+	return false
 }
 
 // maxObjectSize is the largest object a block of blockSize bytes can be

@@ -9,7 +9,7 @@ import (
 	"github.com/s3backer-go/s3backer/internal/backend/mem"
 )
 
-func newStore(t *testing.T, b backend.Backend, opt Options) *Store {
+func newStore(t testing.TB, b backend.Backend, opt Options) *Store {
 	t.Helper()
 	s, err := New(b, opt)
 	if err != nil {
@@ -51,3 +51,14 @@ func put(t *testing.T, b backend.Backend, key string, body []byte, meta backend.
 		t.Fatalf("put %s: %v", key, err)
 	}
 }
+
+// encodeOnce is WriteBlock without the backend: the block's object body
+// and metadata, in the pooled buffers scratch, which the caller returns.
+func (s *Store) encodeOnce(n uint64, data []byte, scratch [2]*[]byte) (body []byte, meta backend.Meta, err error) {
+	meta.ContentType = blockContentType
+	body, err = s.chain.encode(n, data, &meta, [2][]byte{*scratch[0], *scratch[1]})
+	return body, meta, err
+}
+
+func (s *Store) getScratch() [2]*[]byte  { return [2]*[]byte{s.bufs.get(), s.bufs.get()} }
+func (s *Store) putScratch(b [2]*[]byte) { s.bufs.put(b[0]); s.bufs.put(b[1]) }

@@ -14,19 +14,28 @@ import (
 const etagAttempts = 3
 
 // ReadBlock fills buf with block n. A missing object is a zero block. An
-// object that is not exactly one block once decoded, fails its ETag, or
-// carries an encoding this program cannot undo is an I/O error.
+// object that is not exactly one block once decoded, fails its ETag or its
+// HMAC, or carries an encoding this program cannot undo is an I/O error.
 func (s *Store) ReadBlock(ctx context.Context, n uint64, buf []byte) error {
 	if err := blockstore.CheckBlock(s, n, buf); err != nil {
 		return err
 	}
+	found, err := s.read(ctx, n, buf)
+	if err == nil && !found {
+		clear(buf)
+	}
+	return err
+}
+
+// read is ReadBlock telling a missing object (found false, buf untouched)
+// from a stored one.
+func (s *Store) read(ctx context.Context, n uint64, buf []byte) (found bool, err error) {
 	key := s.names.Name(n)
 	a := s.bufs.get()
 	defer s.bufs.put(a)
 	var (
 		got  int
 		info backend.Info
-		err  error
 	)
 	// A body that fails its ETag is fetched again a few times before it is
 	// called corrupt: a server that is not atomic between an object's data
@@ -41,32 +50,49 @@ func (s *Store) ReadBlock(ctx context.Context, n uint64, buf []byte) error {
 	}
 	switch {
 	case errors.Is(err, backend.ErrNotFound):
-		clear(buf)
-		return nil
+		return false, nil
 	case errors.Is(err, backend.ErrTooLarge):
 		// Larger than any encoding of a block can be (s3backer refuses
 		// these too): not ours, or damaged.
-		return fmt.Errorf("read block %d (%s): object larger than %d bytes, the most a %d-byte block can be stored as (%v): %w",
+		return true, fmt.Errorf("read block %d (%s): object larger than %d bytes, the most a %d-byte block can be stored as (%v): %w",
 			n, key, len(*a), len(buf), err, blockstore.ErrCorrupt)
 	case err != nil:
-		return fmt.Errorf("read block %d: %w", n, err)
+		return true, fmt.Errorf("read block %d: %w", n, err)
 	}
 	body := (*a)[:got]
 	if err := s.checkETag(body, info.ETag); err != nil {
-		return fmt.Errorf("read block %d (%s): %w", n, key, err)
+		return true, fmt.Errorf("read block %d (%s): %w", n, key, err)
 	}
+	if err := s.decode(n, body, info.Meta, buf); err != nil {
+		// Refusals (wrong password, tampering, damage) are logged here,
+		// where block and cause are known: upper layers see only EIO.
+		s.log.Error("refusing to read block", "block", n, "key", key, "err", err)
+		return true, fmt.Errorf("read block %d (%s): %w", n, key, err)
+	}
+	return true, nil
+}
 
-	ce := info.ContentEncoding
+// decode turns the object body of block n into the block in buf, undoing
+// its Content-Encoding (or --defaultContentEncoding when it has none). On
+// error buf is untouched. body's array, up to its capacity (an object
+// buffer's size), is scratch space.
+func (s *Store) decode(n uint64, body []byte, meta backend.Meta, buf []byte) error {
+	ce := meta.ContentEncoding
 	if strings.TrimSpace(ce) == "" {
 		ce = s.opt.DefaultContentEncoding
 	}
-	tokens := parseContentEncoding(ce)
+	var arr [4]string // s3backer writes at most two layers
+	tokens := appendTokens(arr[:0], ce)
+	if err := s.chain.validate(tokens); err != nil {
+		return err
+	}
 	out := body
 	if len(tokens) > 0 {
 		b := s.bufs.get()
 		defer s.bufs.put(b)
-		if out, err = s.chain.decode(n, tokens, body, info.Meta, len(buf), [2][]byte{*a, *b}); err != nil {
-			return fmt.Errorf("read block %d (%s): %w", n, key, err)
+		var err error
+		if out, err = s.chain.decode(n, tokens, body, meta, len(buf), [2][]byte{body[:0:cap(body)], *b}); err != nil {
+			return err
 		}
 	}
 	if len(out) != len(buf) {
@@ -74,8 +100,7 @@ func (s *Store) ReadBlock(ctx context.Context, n uint64, buf []byte) error {
 		if len(tokens) > 0 {
 			what = fmt.Sprintf("object (%d bytes, %s) decodes to", len(body), strings.Join(tokens, ", "))
 		}
-		return fmt.Errorf("read block %d (%s): %s %d bytes, block size is %d: %w",
-			n, key, what, len(out), len(buf), blockstore.ErrCorrupt)
+		return fmt.Errorf("%s %d bytes, block size is %d: %w", what, len(out), len(buf), blockstore.ErrCorrupt)
 	}
 	copy(buf, out)
 	return nil

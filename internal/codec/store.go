@@ -32,6 +32,27 @@ type Options struct {
 	// DefaultContentEncoding stands in for a missing Content-Encoding on
 	// read (--defaultContentEncoding), for servers that drop the header.
 	DefaultContentEncoding string
+
+	// Compress is the compression applied on write: "" (none), "deflate"
+	// (zlib format) or "zstd". Reading undoes whatever an object's
+	// Content-Encoding says, whatever this is.
+	Compress string
+	// CompressLevel is the level in the library's own terms: deflate -1
+	// (zlib's default, 6) or 0 (stored) to 9; zstd as zstd levels, 0
+	// meaning its default (3). Config.CompressLevel holds exactly this.
+	CompressLevel int
+	// Encrypt is the cipher (AES-128-CBC, AES-192-CBC, AES-256-CBC) or ""
+	// for none. Encryption implies compression: deflate when Compress is
+	// empty, as in s3backer. Every block read must then be encrypted with
+	// this cipher and authenticate.
+	Encrypt string
+	// Password and KeyLength (--keyLength, 0 = the cipher's) make the
+	// keys; the salt is Bucket + "/" + Prefix, so Bucket must be the real
+	// bucket name.
+	Password  []byte
+	KeyLength int
+	Bucket    string
+
 	// Logger receives debug records; nil discards them.
 	Logger *slog.Logger
 }
@@ -71,6 +92,10 @@ func New(b backend.Backend, opt Options) (*Store, error) {
 	case opt.ListThreads < 0:
 		return nil, fmt.Errorf("codec: %d list threads", opt.ListThreads)
 	}
+	ch, err := newChain(opt)
+	if err != nil {
+		return nil, fmt.Errorf("codec: %w", err)
+	}
 	threads := opt.ListThreads
 	if threads == 0 {
 		threads = DefaultListThreads
@@ -83,7 +108,7 @@ func New(b backend.Backend, opt Options) (*Store, error) {
 		b:       b,
 		opt:     opt,
 		names:   blockkey.Namer{Prefix: opt.Prefix, HashPrefix: opt.HashPrefix, NumBlocks: opt.NumBlocks},
-		chain:   plainChain(),
+		chain:   ch,
 		bufs:    newBufPool(maxObjectSize(opt.BlockSize)),
 		log:     log,
 		threads: threads,

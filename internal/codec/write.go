@@ -49,6 +49,11 @@ func (s *Store) WriteBlock(ctx context.Context, n uint64, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("write block %d: encode: %w", n, err)
 	}
+	if len(body) > s.bufs.size {
+		// Cannot happen with zlib's and zstd's worst cases; s3backer (and
+		// this program) would refuse to read it back.
+		return fmt.Errorf("write block %d: encoded to %d bytes, more than the %d readers accept", n, len(body), s.bufs.size)
+	}
 	if _, err := s.b.Put(ctx, key, body, meta); err != nil {
 		return fmt.Errorf("write block %d: %w", n, err)
 	}

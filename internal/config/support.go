@@ -34,6 +34,10 @@ var implemented = map[string]bool{
 	"listBlocks": true, "listBlocksThreads": true,
 	"erase": true, "reset-mounted-flag": true,
 	"debug-http": true, "defaultContentEncoding": true, "sharedDiskMode": true,
+
+	// Compression and encryption (issue 4).
+	"compress": true, "compress-level": true,
+	"encrypt": true, "password": true, "passwordFile": true, "keyLength": true,
 }
 
 // CheckImplemented fails, one line per flag, for every flag given that is

@@ -17,6 +17,9 @@ func TestCheckImplemented(t *testing.T) {
 		{"--nbd", "b/sub", "/dev/nbd0"},
 		{"--configFile=" + cf, "-F", cf, "-o", "configFile=" + cf, "b", "/m"},
 		{"-o", "size=1g,readOnly", "b", "/m"},
+		{"--encrypt=AES-256-CBC", "--compress=zstd", "--compress-level=5", "--password=x", "--keyLength=48", "b", "/m"},
+		{"--encrypt", "--passwordFile=/pw", "--defaultContentEncoding=deflate", "b", "/m"},
+		{"--compress=9", "b", "/m"},
 	}
 	// With NBD, FUSE-only settings (say from a shared config file) are ignored.
 	fuse := writeFile(t, dir, "fuse.conf", "-o\nallow_other\n-s\n--filename=x\n--statsFilename=y\n")
@@ -33,8 +36,6 @@ func TestCheckImplemented(t *testing.T) {
 	}{
 		{[]string{"--blockCacheSize=10", "b", "/m"}, []string{"--blockCacheSize: not supported yet"}},
 		{[]string{"-o", "blockCacheSize=10", "b", "/m"}, []string{"--blockCacheSize: not supported yet"}},
-		{[]string{"--encrypt", "--compress=zstd", "--encrypt", "b", "/m"},
-			[]string{"--encrypt: not supported yet", "--compress: not supported yet"}},
 		{[]string{"-s", "-o", "allow_other", "-o", "uid=0,size=1g", "b", "/m"},
 			[]string{"-s: not supported yet", "-o allow_other,uid=0: FUSE mount options are not supported yet"}},
 		{[]string{"--nbd", "--nbd-flag=x", "b", "/dev/nbd0"}, []string{"--nbd-flag: not supported yet"}},

@@ -1,0 +1,5 @@
+//go:build !race
+
+package blockcrypt
+
+const raceEnabled = false
