@@ -37,6 +37,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
 fi
 
+# qemu, busybox-static, socat and kmod for the kernel-NBD VM test (test/vm).
+"$(dirname "$0")/install-vm-deps.sh"
+
 gobin=$(go env GOPATH)/bin
 if ! [ -x "$gobin/staticcheck" ] || ! "$gobin/staticcheck" -version 2>/dev/null | grep -q "${STATICCHECK_VERSION#v}"; then
 	echo "install-test-deps: installing staticcheck $STATICCHECK_VERSION"

@@ -6,11 +6,14 @@
 // bench/s3.sh compares s3backer-go against.
 //
 // -parallel takes a comma-separated list; each value is one round (PUT all
-// objects, then GET all objects) and prints one line:
+// objects, then GET them back) and prints one line:
 //
-//	ceiling parallel=16 size=262144 count=2048 put_mbps=312.4 put_reqs=2048 put_errs=0 put_secs=1.718 get_mbps=... get_reqs=2048 get_errs=0 get_secs=...
+//	ceiling parallel=16 size=262144 count=2048 put_mbps=312.4 put_reqs=2048 put_errs=0 put_secs=1.718 put_cpu=0.61 put_server_cpu=1.90 get_mbps=...
 //
-// MB/s are decimal megabytes (10^6 bytes) per second, as nbdcopy.sh prints.
+// MB/s are decimal megabytes (10^6 bytes) per second, as bench/nbdcopy.sh
+// prints; *_cpu is this program's CPU seconds in the phase and, with
+// -server-pid, *_server_cpu the server's (Linux /proc). The flags -md5,
+// -acl and -content-type add what s3backer sends with each PUT.
 //
 //	go run ./bench/s3ceiling -url http://127.0.0.1:7070/ -bucket b -access K -secret S -size 256k -count 2048 -parallel 8,16,32
 package main
@@ -33,11 +36,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/logging"
 )
 
@@ -51,6 +56,10 @@ func main() {
 	secret := flag.String("secret", "", "secret access key")
 	prefix := flag.String("prefix", "ceiling/", "object name prefix")
 	withMD5 := flag.Bool("md5", false, "send Content-MD5 on PUT, as s3backer does")
+	acl := flag.String("acl", "", "send x-amz-acl (s3backer sends private)")
+	contentType := flag.String("content-type", "", "send Content-Type (s3backer sends application/x-s3backer-block)")
+	phases := flag.String("phases", "put,get", "phases to run: put,get, put or get (get alone reads a previous put's objects)")
+	serverPid := flag.Int("server-pid", 0, "also report the CPU seconds this process (the S3 server) spends in each phase, from /proc")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of all rounds to this file")
 	flag.Parse()
 
@@ -85,14 +94,34 @@ func main() {
 	}
 
 	client := newClient(*url, *access, *secret, maxPar)
-	c := &bench{client: client, bucket: *bucket, prefix: *prefix, size: size, count: *count, md5: *withMD5}
+	c := &bench{client: client, bucket: *bucket, prefix: *prefix, size: size, count: *count, md5: *withMD5, acl: *acl, contentType: *contentType, serverPid: *serverPid}
+	doPut, doGet := strings.Contains(*phases, "put"), strings.Contains(*phases, "get")
+	if !doPut && !doGet {
+		fatalf("bad -phases %q", *phases)
+	}
+	failed := false
 	for _, p := range pars {
-		put := c.run(p, c.put)
-		get := c.run(p, c.get)
-		fmt.Printf("ceiling parallel=%d size=%d count=%d %s %s\n", p, size, *count, put.fields("put", size), get.fields("get", size))
-		if put.errs > 0 || get.errs > 0 {
-			fmt.Fprintf(os.Stderr, "s3ceiling: first error: %v\n", errors.Join(put.first, get.first))
+		line := fmt.Sprintf("ceiling parallel=%d size=%d count=%d", p, size, *count)
+		var errs []error
+		if doPut {
+			r := c.run(p, c.put)
+			line += " " + r.fields("put", size)
+			errs = append(errs, r.first)
 		}
+		if doGet {
+			r := c.run(p, c.get)
+			line += " " + r.fields("get", size)
+			errs = append(errs, r.first)
+		}
+		fmt.Println(line)
+		if err := errors.Join(errs...); err != nil {
+			fmt.Fprintf(os.Stderr, "s3ceiling: first error: %v\n", err)
+			failed = true
+		}
+	}
+	if failed {
+		pprof.StopCPUProfile()
+		os.Exit(1)
 	}
 }
 
@@ -139,31 +168,72 @@ func newClient(url, access, secret string, workers int) *awss3.Client {
 }
 
 type bench struct {
-	client *awss3.Client
-	bucket string
-	prefix string
-	size   int
-	count  int
-	md5    bool
+	client      *awss3.Client
+	bucket      string
+	prefix      string
+	size        int
+	count       int
+	md5         bool
+	acl         string
+	contentType string
+	serverPid   int
 }
 
 type result struct {
 	reqs, errs int64
 	secs       float64
+	cpu        float64 // this process's CPU seconds
+	serverCPU  float64 // the server's, or -1 when not asked for
 	first      error
 }
 
 func (r result) fields(phase string, size int) string {
 	ok := r.reqs - r.errs
 	mbps := float64(ok) * float64(size) / 1e6 / r.secs
-	return fmt.Sprintf("%s_mbps=%.1f %s_reqs=%d %s_errs=%d %s_secs=%.3f", phase, mbps, phase, r.reqs, phase, r.errs, phase, r.secs)
+	s := fmt.Sprintf("%s_mbps=%.1f %s_reqs=%d %s_errs=%d %s_secs=%.3f %s_cpu=%.2f", phase, mbps, phase, r.reqs, phase, r.errs, phase, r.secs, phase, r.cpu)
+	if r.serverCPU >= 0 {
+		s += fmt.Sprintf(" %s_server_cpu=%.2f", phase, r.serverCPU)
+	}
+	return s
 }
 
-func (c *bench) key(i int) string { return fmt.Sprintf("%s%08x", c.prefix, i) }
+// selfCPU is this process's user+system CPU time in seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// procCPU is process pid's user+system CPU time in seconds (Linux /proc;
+// -1 when pid is 0 or unreadable).
+func procCPU(pid int) float64 {
+	if pid == 0 {
+		return -1
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// Fields after "pid (comm) ": state is the 1st, utime the 12th, stime the 13th.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+// key names object i of the round with p workers: each round writes new
+// objects, as a fresh disk does, rather than overwriting the last round's.
+func (c *bench) key(p, i int) string { return fmt.Sprintf("%sp%d/%08x", c.prefix, p, i) }
 
 // run calls op for objects 0..count-1 with p workers, each with its own
 // buffer (random data, made before the clock starts).
-func (c *bench) run(p int, op func(ctx context.Context, i int, buf []byte) error) result {
+func (c *bench) run(p int, op func(ctx context.Context, key string, buf []byte) error) result {
 	ctx := context.Background()
 	var next, reqs, errs atomic.Int64
 	var once sync.Once
@@ -174,6 +244,7 @@ func (c *bench) run(p int, op func(ctx context.Context, i int, buf []byte) error
 		_, _ = rand.Read(bufs[w])
 	}
 	var wg sync.WaitGroup
+	cpu0, srv0 := selfCPU(), procCPU(c.serverPid)
 	start := time.Now()
 	for w := range p {
 		wg.Go(func() {
@@ -183,7 +254,7 @@ func (c *bench) run(p int, op func(ctx context.Context, i int, buf []byte) error
 					return
 				}
 				reqs.Add(1)
-				if err := op(ctx, i, bufs[w]); err != nil {
+				if err := op(ctx, c.key(p, i), bufs[w]); err != nil {
 					errs.Add(1)
 					once.Do(func() { first = err })
 				}
@@ -191,15 +262,26 @@ func (c *bench) run(p int, op func(ctx context.Context, i int, buf []byte) error
 		})
 	}
 	wg.Wait()
-	return result{reqs: reqs.Load(), errs: errs.Load(), secs: time.Since(start).Seconds(), first: first}
+	r := result{reqs: reqs.Load(), errs: errs.Load(), secs: time.Since(start).Seconds(), first: first, serverCPU: -1}
+	r.cpu = selfCPU() - cpu0
+	if srv1 := procCPU(c.serverPid); srv0 >= 0 && srv1 >= 0 {
+		r.serverCPU = srv1 - srv0
+	}
+	return r
 }
 
-func (c *bench) put(ctx context.Context, i int, buf []byte) error {
+func (c *bench) put(ctx context.Context, key string, buf []byte) error {
 	in := &awss3.PutObjectInput{
 		Bucket:        &c.bucket,
-		Key:           aws.String(c.key(i)),
+		Key:           &key,
 		Body:          bytes.NewReader(buf),
 		ContentLength: aws.Int64(int64(len(buf))),
+	}
+	if c.acl != "" {
+		in.ACL = types.ObjectCannedACL(c.acl)
+	}
+	if c.contentType != "" {
+		in.ContentType = &c.contentType
 	}
 	if c.md5 {
 		sum := md5.Sum(buf)
@@ -209,8 +291,8 @@ func (c *bench) put(ctx context.Context, i int, buf []byte) error {
 	return err
 }
 
-func (c *bench) get(ctx context.Context, i int, buf []byte) error {
-	out, err := c.client.GetObject(ctx, &awss3.GetObjectInput{Bucket: &c.bucket, Key: aws.String(c.key(i))})
+func (c *bench) get(ctx context.Context, key string, buf []byte) error {
+	out, err := c.client.GetObject(ctx, &awss3.GetObjectInput{Bucket: &c.bucket, Key: &key})
 	if err != nil {
 		return err
 	}
@@ -223,7 +305,7 @@ func (c *bench) get(ctx context.Context, i int, buf []byte) error {
 	// connection goes back to the idle pool.
 	var one [1]byte
 	if m, _ := io.ReadFull(out.Body, one[:]); m > 0 || n != c.size {
-		return fmt.Errorf("get %s: not %d bytes", c.key(i), c.size)
+		return fmt.Errorf("get %s: not %d bytes", key, c.size)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/s3backer-go/s3backer/internal/daemon"
 	"github.com/s3backer-go/s3backer/internal/logging"
 	"github.com/s3backer-go/s3backer/internal/nbd"
+	"github.com/s3backer-go/s3backer/internal/sdnotify"
 )
 
 // shutdownTimeout bounds how long a stop waits for clients' requests in
@@ -28,14 +29,11 @@ func serveNBD(cfg *config.Config, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	if !cfg.Foreground && !daemon.IsChild() {
-		if err := daemon.Start(); err != nil {
-			return err
-		}
-		if !cfg.Quiet {
-			fmt.Fprintf(stderr, "s3backer: serving %s at %s and daemonizing\n", cfg.BucketArg, cfg.Target)
-		}
-		return nil
+	if target.device != "" {
+		return serveKernel(cfg, target.device, stderr)
+	}
+	if detached, err := daemonize(cfg, stderr, fmt.Sprintf("serving %s at %s", cfg.BucketArg, cfg.Target)); detached || err != nil {
+		return err
 	}
 	log := logging.New(logging.Options{Debug: cfg.Debug, Syslog: daemon.IsChild()})
 
@@ -49,11 +47,7 @@ func serveNBD(cfg *config.Config, stderr io.Writer) error {
 		_ = d.close(ctx)
 		return err
 	}
-	srv := nbd.NewServer(nbdDevice{d.vol}, nbd.Options{
-		ExportName:  "",
-		Description: fmt.Sprintf("s3backer %s (%d x %s blocks)", cfg.BucketArg, cfg.NumBlocks(), config.FormatSize(cfg.BlockSize)),
-		Logger:      log,
-	})
+	srv := newServer(cfg, d, log)
 
 	// Signals are caught before we report ready, so a stop request that
 	// arrives right after start-up is never lost.
@@ -74,7 +68,37 @@ func serveNBD(cfg *config.Config, stderr io.Writer) error {
 	case serveErr = <-served:
 		log.Error("server failed", "err", serveErr)
 	}
+	_, _ = sdnotify.Notify("STOPPING=1")
 	return stop(srv, d, log, serveErr)
+}
+
+// daemonize puts the program in the background unless -f/-d (or already
+// there): the parent returns detached=true once the child serves, after
+// telling the user "s3backer: WHAT and daemonizing", as s3backer does.
+func daemonize(cfg *config.Config, stderr io.Writer, what string) (detached bool, err error) {
+	if cfg.Foreground || daemon.IsChild() {
+		return false, nil
+	}
+	// Read (or ask for) the password here, on the user's terminal.
+	pw, err := diskPassword(cfg)
+	if err != nil {
+		return false, err
+	}
+	if err := daemon.Start(pw); err != nil {
+		return false, err
+	}
+	if !cfg.Quiet {
+		fmt.Fprintf(stderr, "s3backer: %s and daemonizing\n", what)
+	}
+	return true, nil
+}
+
+// newServer is the NBD server of the disk, for sockets and the kernel alike.
+func newServer(cfg *config.Config, d *disk, log *slog.Logger) *nbd.Server {
+	return nbd.NewServer(nbdDevice{d.vol}, nbd.Options{
+		Description: fmt.Sprintf("s3backer %s (%d x %s blocks)", cfg.BucketArg, cfg.NumBlocks(), config.FormatSize(cfg.BlockSize)),
+		Logger:      log,
+	})
 }
 
 // stop lets requests in flight finish, then flushes and closes the disk.

@@ -9,20 +9,23 @@ import (
 	"strings"
 )
 
-// nbdTarget is where --nbd serves the disk.
+// nbdTarget is where --nbd serves the disk: a kernel NBD device, or a
+// socket NBD clients connect to.
 type nbdTarget struct {
+	device  string // kernel NBD device (/dev/nbdX); the rest is unset
 	network string // "tcp" or "unix"
 	address string // host:port or socket path
 }
 
 const defaultNBDPort = "10809"
 
-// parseNBDTarget accepts the NBD URI forms nbd://HOST[:PORT][/EXPORT] and
-// nbd+unix:///[EXPORT]?socket=PATH (the export name is ignored: one disk is
-// served under every name).
+// parseNBDTarget accepts a kernel NBD device path (/dev/nbdX, as s3backer
+// does; any absolute path, checked when attaching) and the NBD URI forms
+// nbd://HOST[:PORT][/EXPORT] and nbd+unix:///[EXPORT]?socket=PATH (the
+// export name is ignored: one disk is served under every name).
 func parseNBDTarget(s string) (nbdTarget, error) {
-	if strings.HasPrefix(s, "/dev/") {
-		return nbdTarget{}, fmt.Errorf("%s: attaching a kernel NBD device is not supported yet; serve at nbd://HOST:PORT or nbd+unix:///?socket=PATH", s)
+	if strings.HasPrefix(s, "/") {
+		return nbdTarget{device: filepath.Clean(s)}, nil
 	}
 	u, err := url.Parse(s)
 	if err != nil {
@@ -50,7 +53,7 @@ func parseNBDTarget(s string) (nbdTarget, error) {
 		}
 		return nbdTarget{network: "unix", address: sock}, nil
 	default:
-		return nbdTarget{}, fmt.Errorf("%s: unsupported NBD target (want nbd://HOST[:PORT] or nbd+unix:///?socket=PATH)", s)
+		return nbdTarget{}, fmt.Errorf("%s: unsupported NBD target (want /dev/nbdX, nbd://HOST[:PORT] or nbd+unix:///?socket=PATH)", s)
 	}
 }
 

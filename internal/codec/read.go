@@ -41,9 +41,13 @@ func (s *Store) read(ctx context.Context, n uint64, buf []byte) (found bool, err
 	// called corrupt: a server that is not atomic between an object's data
 	// and its ETag (versitygw's posix store under a concurrent overwrite)
 	// can pair the two from different versions for one GET.
+	var etagErr error // the MD5 is computed once per GET: it dominates read CPU
 	for attempt := 1; ; attempt++ {
 		got, info, err = s.b.Get(ctx, key, *a, backend.GetOptions{})
-		if err != nil || attempt == etagAttempts || s.checkETag((*a)[:got], info.ETag) == nil {
+		if err != nil {
+			break
+		}
+		if etagErr = s.checkETag((*a)[:got], info.ETag); etagErr == nil || attempt == etagAttempts {
 			break
 		}
 		s.log.Warn("block does not match its ETag; reading it again", "block", n, "key", key, "attempt", attempt)
@@ -60,8 +64,8 @@ func (s *Store) read(ctx context.Context, n uint64, buf []byte) (found bool, err
 		return true, fmt.Errorf("read block %d: %w", n, err)
 	}
 	body := (*a)[:got]
-	if err := s.checkETag(body, info.ETag); err != nil {
-		return true, fmt.Errorf("read block %d (%s): %w", n, key, err)
+	if etagErr != nil {
+		return true, fmt.Errorf("read block %d (%s): %w", n, key, etagErr)
 	}
 	if err := s.decode(n, body, info.Meta, buf); err != nil {
 		// Refusals (wrong password, tampering, damage) are logged here,

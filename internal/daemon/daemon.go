@@ -58,12 +58,11 @@ func IsChild() bool { return status != nil }
 // Start re-executes the program with the same arguments, detached from the
 // terminal in a new session, and waits for it to call Ready or Fail. It
 // returns nil once the child serves; the caller then exits 0.
-func Start() error { return StartWithSecret(nil) }
-
-// StartWithSecret is Start, and secret (if not nil) reaches the child
-// through a pipe (Secret), so that a password typed at the parent's prompt
-// never appears in the environment or on a command line.
-func StartWithSecret(secret []byte) error {
+//
+// secret, if not nil, reaches the child through a pipe (Secret), so that a
+// password typed at the parent's prompt never appears in the environment
+// or on a command line.
+func Start(secret []byte) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("daemonize: %w", err)

@@ -156,16 +156,20 @@ func (c *conn) option(opt uint32, data []byte) (done bool, err error) {
 }
 
 // transmissionFlags are the flags advertised for the export to this client.
-func (c *conn) transmissionFlags() uint16 {
+func (c *conn) transmissionFlags() uint16 { return c.srv.transmissionFlags(c.structured) }
+
+// transmissionFlags are the export's flags for a client that did or did not
+// negotiate structured replies.
+func (s *Server) transmissionFlags(structured bool) uint16 {
 	f := uint16(flagHasFlags | flagSendFlush | flagSendCache | flagCanMultiConn)
-	if c.srv.dev.ReadOnly() {
+	if s.dev.ReadOnly() {
 		// Write-type features are not advertised; if used anyway they
 		// get NBD_EPERM.
 		f |= flagReadOnly
 	} else {
 		f |= flagSendFUA | flagSendTrim | flagSendWriteZeroes | flagSendFastZero
 	}
-	if c.structured {
+	if structured {
 		// READ always answers with one data chunk, so DF holds trivially;
 		// the spec requires the flag clear without structured replies.
 		f |= flagSendDF

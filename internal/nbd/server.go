@@ -118,7 +118,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 		go func() {
 			defer s.leave()
-			if err := s.serveConn(context.Background(), nc); err != nil {
+			if err := s.serveConn(context.Background(), nc, (*conn).handshake); err != nil {
 				s.opt.Logger.Debug("nbd: connection ended", "remote", remoteAddr(nc), "err", err)
 			}
 		}()
@@ -165,11 +165,13 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 		return ErrServerClosed
 	}
 	defer s.leave()
-	return s.serveConn(ctx, nc)
+	return s.serveConn(ctx, nc, (*conn).handshake)
 }
 
-// serveConn runs a session; the caller has counted it in s.active.
-func (s *Server) serveConn(ctx context.Context, nc net.Conn) error {
+// serveConn runs a session that starts with negotiate (the handshake, or
+// the kernel's direct entry into transmission); the caller has counted it
+// in s.active.
+func (s *Server) serveConn(ctx context.Context, nc net.Conn, negotiate func(*conn) error) error {
 	c := newConn(ctx, s, nc)
 	defer c.dcancel()
 	defer c.rcancel()
@@ -201,7 +203,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) error {
 		}
 	}()
 
-	err := c.session()
+	err := c.session(negotiate)
 	// Every request already read is finished and answered before the
 	// socket closes (NBD_CMD_DISC demands it; for a vanished client it
 	// keeps writes from being cut short).
@@ -212,10 +214,10 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) error {
 	return err
 }
 
-// session runs the handshake and the transmission phase and classifies how
+// session runs negotiate and the transmission phase and classifies how
 // they ended.
-func (c *conn) session() error {
-	err := c.handshake()
+func (c *conn) session(negotiate func(*conn) error) error {
+	err := negotiate(c)
 	if err == nil {
 		err = c.transmit()
 	}

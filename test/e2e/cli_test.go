@@ -28,12 +28,16 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"--nbd", "--test", dir, sock}, "size"},
 		{[]string{"--nbd", "--test", "--size=1M", filepath.Join(dir, "nope"), sock}, "nope"},
 		{[]string{"--nbd", "--test", "--size=1M", dir, "ftp://x"}, "ftp://x"},
-		{[]string{"--nbd", "--test", "--size=1M", dir, "/dev/nbd0"}, "not supported yet"},
-		{[]string{"--nbd", "--size=1M", "mybucket", sock}, "not supported yet"},
+		{[]string{"--nbd", "--test", "--size=1M", dir, "/dev/null"}, "not a block device"},
+		// Endpoints on loopback only: a refused connection, a clear line.
+		{[]string{"--nbd", "--size=1M", "--baseURL=http://127.0.0.1:1/", "--accessId=a", "--accessKey=b", "mybucket", sock}, "cannot reach"},
+		{[]string{"--nbd", "--size=1M", "--baseURL=ftp://127.0.0.1/", "mybucket", sock}, "baseURL"},
+		{[]string{"--nbd", "--size=1M", "--authVersion=aws2", "--baseURL=http://127.0.0.1:1/", "mybucket", sock}, "aws2"},
 		{[]string{"--test", "--size=1M", dir, t.TempDir()}, "not supported yet"},
 	}
 	for _, c := range cases {
 		cmd := exec.Command(bin, c.args...)
+		cmd.Env = testEnv(t)
 		out, err := cmd.CombinedOutput()
 		msg := strings.TrimSpace(string(out))
 		if err == nil {
