@@ -47,12 +47,16 @@ func (e *StatusError) Error() string {
 
 func (e *StatusError) Unwrap() error { return e.err }
 
-// Transient reports whether retrying may succeed: 5xx, 408, 429, and a
-// 307 (S3 redirects there while a new bucket's DNS settles).
+// Transient reports whether retrying may succeed: 5xx, 408, 429, a 307
+// (S3 redirects there while a new bucket's DNS settles), and a 2xx whose
+// body could not be read — the connection broke mid-answer (a truncated
+// listing, or the SDK closing the connection under a good answer, its
+// issue #2737). Every request s3backer makes is idempotent, so a retry is
+// safe.
 func (e *StatusError) Transient() bool {
 	switch {
 	case e.Status >= 500, e.Status == http.StatusRequestTimeout, e.Status == http.StatusTooManyRequests,
-		e.Status == http.StatusTemporaryRedirect:
+		e.Status == http.StatusTemporaryRedirect, e.Status >= 200 && e.Status < 300:
 		return true
 	}
 	return false
