@@ -68,8 +68,6 @@ type server struct {
 	Dir  string
 	logs *bytes.Buffer
 	done chan error
-	// onLine, if set before start-up output arrives, sees every log line.
-	onLine func(string)
 }
 
 var servingRE = regexp.MustCompile(`msg=serving .*uri="?([^"\s]+)`)
@@ -129,9 +127,6 @@ func tryStart(t *testing.T, tcp bool, flags []string, bucket string) (*server, e
 				case uri <- m[1]:
 				default:
 				}
-			}
-			if s.onLine != nil {
-				s.onLine(line)
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)

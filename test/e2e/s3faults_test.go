@@ -38,10 +38,6 @@ func s3fStart(t *testing.T, gw *versitygw.Server, p *faultproxy.Proxy, bucket st
 // as one hole. Before the survey settles, blocks are unknown and the zero
 // layer (the codec below cannot probe) reports them as data; after, known
 // zero is a hole. Block status costs no S3 request either way.
-//
-// (Not the survey's log line: harness_test.go's onLine hook cannot be set
-// before start-up, as startWith returns only once the server already runs,
-// and setting it afterwards races with the reader goroutine.)
 func s3fWaitSurvey(t *testing.T, s *server, size int64, timeout time.Duration) {
 	t.Helper()
 	want := []string{"0", strconv.FormatInt(size, 10), "3"}
