@@ -13,6 +13,7 @@ import (
 	"github.com/s3backer-go/s3backer/internal/backend/retry"
 	"github.com/s3backer-go/s3backer/internal/backend/s3"
 	"github.com/s3backer-go/s3backer/internal/blockstore"
+	"github.com/s3backer-go/s3backer/internal/cache"
 	"github.com/s3backer-go/s3backer/internal/codec"
 	"github.com/s3backer-go/s3backer/internal/config"
 	"github.com/s3backer-go/s3backer/internal/mounttoken"
@@ -22,8 +23,8 @@ import (
 
 // disk is the open storage stack every front end serves:
 //
-//	volume -> zero (known-zero blocks, survey) -> codec -> retry -> s3
-//	volume -> zero -> dir                                  (--test)
+//	volume -> zero (known-zero blocks, survey) -> cache -> codec -> retry -> s3
+//	volume -> zero -> cache -> dir                                  (--test)
 type disk struct {
 	vol   *volume.Volume
 	zero  *zero.Store       // nil with --sharedDiskMode
@@ -159,10 +160,33 @@ func openDisk(ctx context.Context, cfg *config.Config, log *slog.Logger) (*disk,
 		}
 	}
 	// With --sharedDiskMode other hosts write the same blocks: nothing
-	// may be remembered about them, so the zero layer is not stacked.
+	// may be remembered about them, so neither the cache nor the zero
+	// layer is stacked.
 	top := st
+	if cfg.BlockCacheSize > 0 && !cfg.SharedDiskMode {
+		c, err := cache.New(st, cache.Options{
+			Size:             cfg.BlockCacheSize,
+			Threads:          cfg.BlockCacheThreads,
+			WriteDelay:       cfg.BlockCacheWriteDelay,
+			MaxDirty:         cfg.BlockCacheMaxDirty,
+			Sync:             cfg.BlockCacheSync,
+			Timeout:          cfg.BlockCacheTimeout,
+			NumProtected:     uint64(cfg.BlockCacheNumProtected),
+			ReadAhead:        cfg.ReadAhead,
+			ReadAheadTrigger: cfg.ReadAheadTrigger,
+			Logger:           log,
+		})
+		if err != nil {
+			_ = st.Close()
+			if d.lease != nil {
+				_ = d.lease.Release(ctx)
+			}
+			return nil, usageError{err}
+		}
+		top = c
+	}
 	if !cfg.SharedDiskMode {
-		d.zero = zero.New(st, zero.Options{Survey: cfg.ListBlocks, Logger: log})
+		d.zero = zero.New(top, zero.Options{Survey: cfg.ListBlocks, Logger: log})
 		top = d.zero
 	}
 	d.vol = volume.New(top, volume.Options{ReadOnly: cfg.ReadOnly})

@@ -253,8 +253,7 @@ func TestRealOptionsConf(t *testing.T) {
 		for _, l := range strings.Split(err.Error(), "\n") {
 			lines = append(lines, strings.TrimSuffix(l, ": not supported yet"))
 		}
-		want := []string{"--blockCacheSize", "--blockCacheFile", "--blockCacheWriteDelay",
-			"--blockCacheThreads", "--blockCacheRecoverDirtyBlocks", "--blockCacheNumProtected"}
+		want := []string{"--blockCacheFile", "--blockCacheRecoverDirtyBlocks"}
 		if !slices.Equal(lines, want) {
 			t.Errorf("%q: not supported:\n got %q\nwant %q", args, lines, want)
 		}

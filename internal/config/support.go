@@ -35,6 +35,11 @@ var implemented = map[string]bool{
 	"erase": true, "reset-mounted-flag": true,
 	"debug-http": true, "defaultContentEncoding": true, "sharedDiskMode": true,
 
+	// Block cache in memory (issue 5; the cache file is still to come).
+	"blockCacheSize": true, "blockCacheThreads": true, "blockCacheWriteDelay": true,
+	"blockCacheMaxDirty": true, "blockCacheSync": true, "blockCacheTimeout": true,
+	"blockCacheNumProtected": true, "readAhead": true, "readAheadTrigger": true,
+
 	// Compression and encryption (issue 4).
 	"compress": true, "compress-level": true,
 	"encrypt": true, "password": true, "passwordFile": true, "keyLength": true,

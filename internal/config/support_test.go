@@ -34,13 +34,13 @@ func TestCheckImplemented(t *testing.T) {
 		args  []string
 		lines []string
 	}{
-		{[]string{"--blockCacheSize=10", "b", "/m"}, []string{"--blockCacheSize: not supported yet"}},
-		{[]string{"-o", "blockCacheSize=10", "b", "/m"}, []string{"--blockCacheSize: not supported yet"}},
+		{[]string{"--blockCacheFile=/c", "b", "/m"}, []string{"--blockCacheFile: not supported yet"}},
+		{[]string{"-o", "blockCacheFile=/c", "b", "/m"}, []string{"--blockCacheFile: not supported yet"}},
 		{[]string{"-s", "-o", "allow_other", "-o", "uid=0,size=1g", "b", "/m"},
 			[]string{"-s: not supported yet", "-o allow_other,uid=0: FUSE mount options are not supported yet"}},
 		{[]string{"--nbd", "--nbd-flag=x", "b", "/dev/nbd0"}, []string{"--nbd-flag: not supported yet"}},
 		// Setting a default value explicitly still counts as using the flag.
-		{[]string{"--blockCacheThreads=20", "b", "/m"}, []string{"--blockCacheThreads: not supported yet"}},
+		{[]string{"--md5CacheSize=0", "b", "/m"}, []string{"--md5CacheSize: not supported yet"}},
 		{[]string{"--filename=x", "--directIO", "b", "/m"}, []string{"--filename: not supported yet", "--directIO: not supported yet"}},
 	}
 	for _, tt := range notYet {

@@ -24,7 +24,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"--nbd", "--test", "--size=64T", "--blockSize=512", dir, sock}, "2^32"},
 		{[]string{"--nbd", "--test", "--size=1M", "--fooBar", dir, sock}, "fooBar"},
 		{[]string{"--nbd", "--test", "--size=1M", dir}, "missing"},
-		{[]string{"--nbd", "--test", "--size=1M", "--blockCacheSize=10", dir, sock}, "not supported yet"},
+		{[]string{"--nbd", "--test", "--size=1M", "--blockCacheFile=/x", dir, sock}, "not supported yet"},
 		{[]string{"--nbd", "--test", dir, sock}, "size"},
 		{[]string{"--nbd", "--test", "--size=1M", filepath.Join(dir, "nope"), sock}, "nope"},
 		{[]string{"--nbd", "--test", "--size=1M", dir, "ftp://x"}, "ftp://x"},
