@@ -72,8 +72,15 @@ func buildImage(t *testing.T) *guestImage {
 	k := fetchKernel(t)
 	tmp := t.TempDir()
 
-	s3backer := filepath.Join(tmp, "s3backer")
-	goBuild(t, "github.com/s3backer-go/s3backer/cmd/s3backer", s3backer, false)
+	// S3BACKER_VM_BIN names a static s3backer built beforehand (bench/vm.sh
+	// runs the same binary on the host); else it is built here.
+	s3backer := os.Getenv("S3BACKER_VM_BIN")
+	if s3backer == "" {
+		s3backer = filepath.Join(tmp, "s3backer")
+		goBuild(t, "github.com/s3backer-go/s3backer/cmd/s3backer", s3backer, false)
+	} else if ok, err := isStatic(s3backer); err != nil || !ok {
+		t.Fatalf("S3BACKER_VM_BIN=%s: not a static executable (%v)", s3backer, err)
+	}
 	nbddevTest := filepath.Join(tmp, "nbddev.test")
 	goBuild(t, "github.com/s3backer-go/s3backer/internal/nbddev", nbddevTest, true)
 
