@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/s3backer-go/s3backer/internal/testenv/faultproxy"
 	"github.com/s3backer-go/s3backer/internal/testenv/versitygw"
@@ -44,4 +47,39 @@ h.flush()
 	}
 	s3fExpect(t, p, "reading 64 MiB twice from a cold cache", map[faultproxy.Kind]int64{faultproxy.KindGetObject: blocks})
 	s.stop(syscall.SIGTERM)
+}
+
+// S3 unreachable at stop: the stop reports how many blocks are not written
+// back, gives up after --maxRetryPause, exits non-zero and leaves the
+// 'already mounted' flag in place (the data is not all stored).
+func TestStopWithS3Unreachable(t *testing.T) {
+	need(t, "nbdsh")
+	gw := versitygw.Shared(t)
+	p := faultproxy.Start(t, gw.URL)
+	bucket := gw.NewBucket(t)
+	s := s3fStart(t, gw, p, bucket, "--size=4M", "--blockSize=64k", "--blockCacheWriteDelay=60000",
+		"--initialRetryPause=10", "--maxRetryPause=500", "--timeout=2")
+	s3fNbdsh(t, s, `
+for b in range(3):
+    h.pwrite(bytes([b + 1]) * 65536, b * 65536)
+`)
+	p.SetFaults(faultproxy.Faults{SlowDown: 1})
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.done:
+		if err == nil {
+			t.Fatalf("exit 0 although nothing could be written back:\n%s", s.logs)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no exit after SIGTERM with S3 unreachable:\n%s", s.logs)
+	}
+	if !strings.Contains(s.logs.String(), "3 blocks not written back") {
+		t.Errorf("the log does not say how many blocks were lost:\n%s", s.logs)
+	}
+	p.SetFaults(faultproxy.Faults{})
+	if !slices.Contains(bucketKeys(t, gw, bucket), "s3backer-mounted") {
+		t.Error("the 'already mounted' flag was removed although data was not stored")
+	}
 }
