@@ -124,7 +124,9 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (block
 	if err := detectGeometry(ctx, cfg, b, log); err != nil {
 		return nil, nil, err
 	}
-	st, err := codec.New(b, codec.OptionsFromConfig(cfg, pw, log))
+	// Open, not New: one GET of the key info tells an AES-256-GCM disk
+	// (and makes its key), so a disk is never opened in the wrong mode.
+	st, err := codec.Open(ctx, b, codec.OptionsFromConfig(cfg, pw, log))
 	if err != nil {
 		return nil, nil, err
 	}

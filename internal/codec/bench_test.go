@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3backer-go/s3backer/internal/aead"
 	"github.com/s3backer-go/s3backer/internal/backend/mem"
 )
 
-// benchEncodings: each algorithm at its fastest and default level, and
-// each cipher size over the default compression.
+// benchEncodings: each algorithm at its fastest and default level, each
+// CBC key size over the default compression, and AES-256-GCM alone and
+// over each compression.
 var benchEncodings = []Options{
 	{},
 	{Compress: "deflate", CompressLevel: 1},
@@ -23,6 +25,9 @@ var benchEncodings = []Options{
 	{Encrypt: "AES-128-CBC", Password: []byte("pw")},
 	{Encrypt: "AES-256-CBC", Password: []byte("pw")},
 	{Compress: "zstd", CompressLevel: 3, Encrypt: "AES-256-CBC", Password: []byte("pw")},
+	{Encrypt: aead.Name, Password: []byte("pw")}, // no compression
+	{Compress: "deflate", CompressLevel: -1, Encrypt: aead.Name, Password: []byte("pw")},
+	{Compress: "zstd", CompressLevel: 3, Encrypt: aead.Name, Password: []byte("pw")},
 }
 
 // benchData is a random block, or a compressible one: text made of a

@@ -11,4 +11,9 @@
 // the parallel --listBlocks survey and bulk zeroing. Size auto-detection
 // (Detect) lives here too because it reads the same block-0 headers, and
 // CheckKey, which tells a wrong password at start.
+//
+// Beyond s3backer: --encrypt=AES-256-GCM (gcm.go, over package aead), whose
+// salt and KDF live in a per-disk key info object (keyinfo.go). Open reads
+// that object, so every mode refuses a disk of another mode at start;
+// New, which makes no request, cannot open a GCM disk.
 package codec

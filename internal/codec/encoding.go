@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/s3backer-go/s3backer/internal/aead"
 	"github.com/s3backer-go/s3backer/internal/backend"
 	"github.com/s3backer-go/s3backer/internal/blockstore"
 )
@@ -147,4 +148,14 @@ func isSeparator(c byte) bool {
 // whatever this program writes, since another writer may have compressed.
 func maxObjectSize(blockSize int) int {
 	return blockSize + blockSize>>12 + blockSize>>14 + blockSize>>25 + 13 + 16
+}
+
+// gcmExtra is what AES-256-GCM adds beyond the CBC padding maxObjectSize
+// allows for: nonce and tag are 28 bytes, the padding at most 16. Only our
+// own GCM disks need it; s3backer never reads them.
+func gcmExtra(opt Options) int {
+	if strings.EqualFold(opt.Encrypt, aead.Name) {
+		return aead.Overhead - 16
+	}
+	return 0
 }

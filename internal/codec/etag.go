@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/s3backer-go/s3backer/internal/blockstore"
+	"github.com/s3backer-go/s3backer/internal/md5sum"
 )
 
 // plainMD5 returns the digest an ETag holds when it is a plain MD5: 32 hex
@@ -25,19 +26,22 @@ func plainMD5(etag string) (sum [md5.Size]byte, ok bool) {
 
 // checkETag verifies a body read against its ETag, when asked to and when
 // the ETag is an MD5 at all. A mismatch means the bytes changed on the way
-// (or the store lies): corrupt, never data.
-func (s *Store) checkETag(body []byte, etag string) error {
+// (or the store lies): corrupt, never data. t is the Ticket taken for the
+// body's MD5 when its GET started (nil without VerifyETag); checkETag
+// ends it.
+func (s *Store) checkETag(body []byte, etag string, t *md5sum.Ticket) error {
 	if !s.opt.VerifyETag {
 		return nil
 	}
 	want, ok := plainMD5(etag)
 	if !ok {
+		t.Cancel()
 		if s.etagNoted.CompareAndSwap(false, true) {
 			s.log.Debug("ETag is not a plain MD5; reads are not checked against it", "etag", etag)
 		}
 		return nil
 	}
-	if got := md5.Sum(body); got != want {
+	if got := t.Sum(body); got != want {
 		return fmt.Errorf("MD5 of the %d bytes read is %x, ETag says %x: %w", len(body), got, want, blockstore.ErrCorrupt)
 	}
 	return nil

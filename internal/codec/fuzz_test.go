@@ -6,16 +6,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/s3backer-go/s3backer/internal/aead"
 	"github.com/s3backer-go/s3backer/internal/backend"
 	"github.com/s3backer-go/s3backer/internal/backend/mem"
 	"github.com/s3backer-go/s3backer/internal/blockcrypt"
 )
 
 // FuzzDecode feeds arbitrary objects (body, Content-Encoding, HMAC header,
-// block number) to the decoder of an encrypting store and of a plain one.
-// Neither may panic or touch the caller's buffer on error, and the
-// encrypting one may return data only for a body whose HMAC is right.
-// Seeds: valid objects of every encoding (and the C s3backer's block 0).
+// block number) to the decoder of a CBC store, a GCM store and a plain
+// one. None may panic or touch the caller's buffer on error, and the
+// encrypting ones may return data only for a body that authenticates
+// (HMAC, or GCM tag under the block's AAD). Seeds: valid objects of every
+// encoding (and the C s3backer's block 0).
 func FuzzDecode(f *testing.F) {
 	mk := func(tb testing.TB, e Options) *Store {
 		o := Options{Bucket: "mybucket", Prefix: "disk1/", HashPrefix: true, BlockSize: 4096, NumBlocks: 64}
@@ -25,6 +27,16 @@ func FuzzDecode(f *testing.F) {
 	}
 	enc := mk(f, Options{Encrypt: "AES-128-CBC", Password: []byte("pw")})
 	plain := mk(f, Options{})
+	// One GCM disk for the seeds and the store under test alike: the
+	// seeds must carry its key.
+	gcmBackend := mem.New()
+	mkGCM := func(e Options) *Store {
+		o := Options{Bucket: "mybucket", Prefix: "disk1/", HashPrefix: true, BlockSize: 4096, NumBlocks: 64}
+		withEncoding(&o, e)
+		return newStore(f, gcmBackend, o)
+	}
+	gcm := mkGCM(Options{Encrypt: aead.Name, Password: []byte("pw")})
+	gcmCipher := gcm.chain.write[0].(*gcmLayer).c
 	ci, err := blockcrypt.New("AES-128-CBC", []byte("pw"), blockcrypt.Salt("mybucket", "disk1/"), 0)
 	if err != nil {
 		f.Fatal(err)
@@ -35,8 +47,16 @@ func FuzzDecode(f *testing.F) {
 		{Compress: "zstd", Encrypt: "AES-128-CBC", Password: []byte("pw")},
 		{Compress: "deflate", CompressLevel: 9},
 		{Compress: "zstd", CompressLevel: 3},
+		{Encrypt: aead.Name, Password: []byte("pw")},
+		{Compress: "deflate", Encrypt: aead.Name, Password: []byte("pw")},
+		{Compress: "zstd", Encrypt: aead.Name, Password: []byte("pw")},
 	} {
-		s := mk(f, e)
+		var s *Store
+		if isGCM(e) {
+			s = mkGCM(e) // the same key, read from the key info
+		} else {
+			s = mk(f, e)
+		}
 		for j, data := range [][]byte{mixed(4096), fill(4096, 'B')} {
 			n := uint64(i*2 + j)
 			sc := s.getScratch()
@@ -58,7 +78,7 @@ func FuzzDecode(f *testing.F) {
 		if hmac != "" {
 			meta.User = map[string]string{metaHMAC: hmac}
 		}
-		for _, s := range []*Store{enc, plain} {
+		for _, s := range []*Store{enc, gcm, plain} {
 			if len(body) > s.bufs.size {
 				return // the backend refuses these before the decoder sees them
 			}
@@ -72,6 +92,16 @@ func FuzzDecode(f *testing.F) {
 					t.Fatal("failed decode changed the caller's buffer")
 				}
 				continue
+			}
+			if s == gcm {
+				tokens := parseContentEncoding(ce)
+				if len(tokens) == 0 || !strings.EqualFold(tokens[len(tokens)-1], "encrypt-AES-256-GCM") {
+					t.Fatalf("GCM store decoded an object not encrypted with GCM: Content-Encoding %q", ce)
+				}
+				inner := strings.ToLower(strings.Join(tokens[:len(tokens)-1], ", "))
+				if _, err := gcmCipher.Open(nil, body, n, inner); err != nil {
+					t.Fatalf("GCM store decoded an object that does not authenticate: Content-Encoding %q", ce)
+				}
 			}
 			if s == enc {
 				tokens := parseContentEncoding(ce)

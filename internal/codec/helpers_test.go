@@ -5,13 +5,30 @@ import (
 	"context"
 	"testing"
 
+	"github.com/s3backer-go/s3backer/internal/aead"
 	"github.com/s3backer-go/s3backer/internal/backend"
 	"github.com/s3backer-go/s3backer/internal/backend/mem"
 )
 
+// testKDF keeps Argon2id cheap: tests make many GCM keys.
+var testKDF = aead.KDF{Time: 1, MemoryKiB: 64, Threads: 1}
+
+// newStore is New, or for AES-256-GCM Open (with testKDF unless opt names
+// a KDF), which reads or makes the disk's key info.
 func newStore(t testing.TB, b backend.Backend, opt Options) *Store {
 	t.Helper()
-	s, err := New(b, opt)
+	var (
+		s   *Store
+		err error
+	)
+	if isGCM(opt) {
+		if opt.KDF == (aead.KDF{}) {
+			opt.KDF = testKDF
+		}
+		s, err = Open(context.Background(), b, opt)
+	} else {
+		s, err = New(b, opt)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,3 +79,5 @@ func (s *Store) encodeOnce(n uint64, data []byte, scratch [2]*[]byte) (body []by
 
 func (s *Store) getScratch() [2]*[]byte  { return [2]*[]byte{s.bufs.get(), s.bufs.get()} }
 func (s *Store) putScratch(b [2]*[]byte) { s.bufs.put(b[0]); s.bufs.put(b[1]) }
+
+func isGCM(o Options) bool { return o.Encrypt == aead.Name }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/s3backer-go/s3backer/internal/aead"
 	"github.com/s3backer-go/s3backer/internal/blockcrypt"
 )
 
@@ -17,15 +18,16 @@ const (
 // encryptPrefix starts the Content-Encoding token of an encrypted block.
 const encryptPrefix = "encrypt-"
 
-// newChain builds the encoding opt asks for: compression, then encryption,
-// on write; on read, whatever an object says, as long as it is something
-// s3backer writes (compression first, encryption last) and, with
-// encryption configured, is encrypted with the configured cipher.
+// newChain builds the encoding opt asks for: compression, then encryption
+// (s3backer's AES-CBC, or our AES-256-GCM), on write; on read, whatever an
+// object says, as long as it is something s3backer writes (compression
+// first, encryption last) and, with encryption configured, is encrypted
+// with the configured cipher.
 func newChain(opt Options) (chain, error) {
 	var c chain
 	comp, level := opt.Compress, opt.CompressLevel
-	if comp == "" && opt.Encrypt != "" {
-		comp, level = "deflate", -1 // encryption always compresses
+	if comp == "" && opt.Encrypt != "" && !strings.EqualFold(opt.Encrypt, aead.Name) {
+		comp, level = "deflate", -1 // s3backer's encryption always compresses
 	}
 	switch comp {
 	case "":
@@ -43,8 +45,20 @@ func newChain(opt Options) (chain, error) {
 		return c, fmt.Errorf("unknown compression %q (want deflate or zstd)", comp)
 	}
 
-	var enc *encryptLayer
-	if opt.Encrypt != "" {
+	var (
+		enc     layer  // the encryption layer, nil without --encrypt
+		encName string // its cipher, as after "encrypt-"
+	)
+	switch {
+	case opt.Encrypt == "":
+	case strings.EqualFold(opt.Encrypt, aead.Name):
+		if opt.gcm == nil {
+			return c, fmt.Errorf("%s needs the disk's key info: open the store with codec.Open", aead.Name)
+		}
+		// The AAD binds the compression under the encryption: the write
+		// chain so far.
+		enc, encName = newGCMLayer(opt.gcm, c.contentEncoding()), aead.Name
+	default:
 		switch {
 		case opt.Bucket == "":
 			return c, errors.New("encryption needs the bucket name: it salts the key")
@@ -55,9 +69,11 @@ func newChain(opt Options) (chain, error) {
 		if err != nil {
 			return c, err
 		}
-		enc = newEncryptLayer(ci)
+		enc, encName = newEncryptLayer(ci), ci.Name()
+	}
+	if enc != nil {
 		c.write = append(c.write, enc)
-		c.cipher = ci.Name()
+		c.cipher = encName
 	}
 
 	c.ce = c.contentEncoding()
@@ -72,9 +88,9 @@ func newChain(opt Options) (chain, error) {
 			return unzstd, nil
 		case isEncryption(tok) && enc == nil:
 			return nil, fmt.Errorf("block is encrypted (%s) but --encrypt was not given: %w", tok, ErrEncryptionMismatch)
-		case isEncryption(tok) && !strings.EqualFold(tok[len(encryptPrefix):], enc.c.Name()):
+		case isEncryption(tok) && !strings.EqualFold(tok[len(encryptPrefix):], encName):
 			return nil, fmt.Errorf("block is encrypted with %s but %s is configured (--encrypt=%s?): %w",
-				tok[len(encryptPrefix):], enc.c.Name(), strings.ToUpper(tok[len(encryptPrefix):]), ErrEncryptionMismatch)
+				tok[len(encryptPrefix):], encName, strings.ToUpper(tok[len(encryptPrefix):]), ErrEncryptionMismatch)
 		case isEncryption(tok):
 			return enc, nil
 		}

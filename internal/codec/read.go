@@ -8,6 +8,7 @@ import (
 
 	"github.com/s3backer-go/s3backer/internal/backend"
 	"github.com/s3backer-go/s3backer/internal/blockstore"
+	"github.com/s3backer-go/s3backer/internal/md5sum"
 )
 
 // etagAttempts is how many GETs a block whose body fails its ETag gets.
@@ -43,11 +44,18 @@ func (s *Store) read(ctx context.Context, n uint64, buf []byte) (found bool, err
 	// can pair the two from different versions for one GET.
 	var etagErr error // the MD5 is computed once per GET: it dominates read CPU
 	for attempt := 1; ; attempt++ {
+		// With the ticket, the body's MD5 may be computed together with
+		// those of other reads in flight (md5sum).
+		var t *md5sum.Ticket
+		if s.opt.VerifyETag {
+			t = md5sum.Expect()
+		}
 		got, info, err = s.b.Get(ctx, key, *a, backend.GetOptions{})
 		if err != nil {
+			t.Cancel()
 			break
 		}
-		if etagErr = s.checkETag((*a)[:got], info.ETag); etagErr == nil || attempt == etagAttempts {
+		if etagErr = s.checkETag((*a)[:got], info.ETag, t); etagErr == nil || attempt == etagAttempts {
 			break
 		}
 		s.log.Warn("block does not match its ETag; reading it again", "block", n, "key", key, "attempt", attempt)
@@ -85,7 +93,8 @@ func (s *Store) decode(n uint64, body []byte, meta backend.Meta, buf []byte) err
 	if strings.TrimSpace(ce) == "" {
 		ce = s.opt.DefaultContentEncoding
 	}
-	var arr [4]string // s3backer writes at most two layers
+	meta.ContentEncoding = ce // what the layers see (GCM binds it)
+	var arr [4]string         // s3backer writes at most two layers
 	tokens := appendTokens(arr[:0], ce)
 	if err := s.chain.validate(tokens); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/s3backer-go/s3backer/internal/aead"
 	"github.com/s3backer-go/s3backer/internal/backend/mem"
 	"github.com/s3backer-go/s3backer/internal/blockstore"
 	"github.com/s3backer-go/s3backer/internal/blockstore/storetest"
@@ -27,14 +28,19 @@ var encodings = []Options{
 	{Compress: "deflate", CompressLevel: 9, Encrypt: "AES-192-CBC", Password: []byte("pw")},
 	{Compress: "deflate", CompressLevel: -1, Encrypt: "AES-256-CBC", Password: []byte("pw")},
 	{Compress: "zstd", CompressLevel: 3, Encrypt: "AES-256-CBC", Password: []byte("pw"), KeyLength: 64},
+	{Encrypt: aead.Name, Password: []byte("pw")}, // GCM alone: no compression
+	{Compress: "deflate", CompressLevel: -1, Encrypt: aead.Name, Password: []byte("pw")},
+	{Compress: "zstd", CompressLevel: 3, Encrypt: aead.Name, Password: []byte("pw")},
 }
 
 func encodingName(o Options) string {
 	switch {
 	case o.Compress == "" && o.Encrypt == "":
 		return "plain"
+	case o.Compress == "" && isGCM(o):
+		return "plain+" + o.Encrypt
 	case o.Compress == "":
-		o.Compress, o.CompressLevel = "deflate", -1 // what encryption implies
+		o.Compress, o.CompressLevel = "deflate", -1 // what CBC implies
 	}
 	s := fmt.Sprintf("%s%d", o.Compress, o.CompressLevel)
 	if o.Encrypt != "" {

@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"sync/atomic"
 
+	"github.com/s3backer-go/s3backer/internal/aead"
 	"github.com/s3backer-go/s3backer/internal/backend"
 	"github.com/s3backer-go/s3backer/internal/blockkey"
 	"github.com/s3backer-go/s3backer/internal/blockstore"
@@ -41,17 +42,25 @@ type Options struct {
 	// (zlib's default, 6) or 0 (stored) to 9; zstd as zstd levels, 0
 	// meaning its default (3). Config.CompressLevel holds exactly this.
 	CompressLevel int
-	// Encrypt is the cipher (AES-128-CBC, AES-192-CBC, AES-256-CBC) or ""
-	// for none. Encryption implies compression: deflate when Compress is
-	// empty, as in s3backer. Every block read must then be encrypted with
-	// this cipher and authenticate.
+	// Encrypt is the cipher (s3backer's AES-128-CBC, AES-192-CBC,
+	// AES-256-CBC, or our AES-256-GCM) or "" for none. s3backer's CBC
+	// implies compression: deflate when Compress is empty. AES-256-GCM
+	// does not (config still makes bare --encrypt compress), and needs
+	// Open, which reads the disk's key info. Every block read must be
+	// encrypted with this cipher and authenticate.
 	Encrypt string
-	// Password and KeyLength (--keyLength, 0 = the cipher's) make the
-	// keys; the salt is Bucket + "/" + Prefix, so Bucket must be the real
-	// bucket name.
+	// Password and KeyLength (--keyLength, 0 = the cipher's; CBC only)
+	// make the keys. Bucket must be the real bucket name: CBC salts its
+	// keys with Bucket + "/" + Prefix, GCM binds both into every block.
 	Password  []byte
 	KeyLength int
 	Bucket    string
+	// KDF is the Argon2id cost of a new AES-256-GCM disk's key (zero:
+	// aead.DefaultKDF); an existing disk's is read from its key info.
+	KDF aead.KDF
+
+	// gcm is the AES-256-GCM key, which only Open can make.
+	gcm *aead.Cipher
 
 	// Logger receives debug records; nil discards them.
 	Logger *slog.Logger
@@ -72,6 +81,10 @@ type Store struct {
 	threads int
 
 	etagNoted atomic.Bool // the first non-MD5 ETag was logged
+
+	// newKey, for a new AES-256-GCM disk, is its key info, stored before
+	// the first block (keyinfo.go); nil otherwise.
+	newKey *pendingKeyInfo
 }
 
 var (
@@ -80,7 +93,8 @@ var (
 	_ blockstore.BulkZeroer = (*Store)(nil)
 )
 
-// New returns a Store over b. It makes no request.
+// New returns a Store over b. It makes no request, so it cannot open an
+// AES-256-GCM disk: Open can, and any other too.
 func New(b backend.Backend, opt Options) (*Store, error) {
 	switch {
 	case b == nil:
@@ -109,7 +123,7 @@ func New(b backend.Backend, opt Options) (*Store, error) {
 		opt:     opt,
 		names:   blockkey.Namer{Prefix: opt.Prefix, HashPrefix: opt.HashPrefix, NumBlocks: opt.NumBlocks},
 		chain:   ch,
-		bufs:    newBufPool(maxObjectSize(opt.BlockSize)),
+		bufs:    newBufPool(maxObjectSize(opt.BlockSize) + gcmExtra(opt)),
 		log:     log,
 		threads: threads,
 	}, nil

@@ -31,6 +31,9 @@ func (s *Store) WriteBlock(ctx context.Context, n uint64, data []byte) error {
 		}
 		return nil
 	}
+	if err := s.storeNewKey(ctx); err != nil {
+		return fmt.Errorf("write block %d: %w", n, err)
+	}
 	meta := backend.Meta{ContentType: blockContentType}
 	if n == 0 {
 		meta.User = map[string]string{

@@ -117,7 +117,8 @@ type Config struct {
 	// Object encoding. Compress is "" (off), "deflate" or "zstd"; it is
 	// "deflate" when encrypting without --compress. CompressLevel is the
 	// level to use (the algorithm's default unless given). Encrypt is the
-	// canonical cipher name ("AES-128-CBC") or "" (off).
+	// canonical cipher name ("AES-128-CBC", or our "AES-256-GCM") or ""
+	// (off).
 	Compress               string
 	CompressLevel          int
 	Encrypt                string
@@ -200,6 +201,10 @@ const (
 	DefaultDeflateLevel            = -1 // zlib Z_DEFAULT_COMPRESSION (= 6)
 	DefaultZstdLevel               = 3
 )
+
+// GCMCipher is --encrypt's AEAD mode, our extension: s3backer cannot read
+// such disks (docs/encryption.md).
+const GCMCipher = "AES-256-GCM"
 
 // newConfig returns a Config holding every default (FUSE mode; the NBD
 // read-ahead defaults are applied once the mode is known).

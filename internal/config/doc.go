@@ -34,7 +34,9 @@
 //   - "--compress --compress-level=N" means deflate at level N.
 //   - --encrypt takes AES-128-CBC, AES-192-CBC or AES-256-CBC only (any
 //     case); other OpenSSL names either do not round-trip (§14.4) or are not
-//     implemented.
+//     implemented. It also takes AES-256-GCM, our own extension, which
+//     s3backer cannot read (docs/encryption.md); --keyLength is refused
+//     with it.
 //   - A bare --accessEC2IAM (no ROLE) means: use the instance's role.
 //   - --nbd may appear anywhere on the command line, and flags may follow
 //     the operands with --nbd too; -h, -? and -v print help or version

@@ -136,9 +136,10 @@ var (
 		"INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "OUTPOSTS"}
 	// ciphers maps the accepted --encrypt names to their key length. s3backer
 	// takes any OpenSSL CBC cipher; we implement AES only, and only the
-	// canonical names round-trip with s3backer anyway (§14.4).
-	ciphers       = []string{"AES-128-CBC", "AES-192-CBC", "AES-256-CBC"}
-	cipherKeyLens = map[string]int{"AES-128-CBC": 16, "AES-192-CBC": 24, "AES-256-CBC": 32}
+	// canonical names round-trip with s3backer anyway (§14.4). AES-256-GCM
+	// is our own extension, which s3backer cannot read (docs/encryption.md).
+	ciphers       = []string{"AES-128-CBC", "AES-192-CBC", "AES-256-CBC", GCMCipher}
+	cipherKeyLens = map[string]int{"AES-128-CBC": 16, "AES-192-CBC": 24, "AES-256-CBC": 32, GCMCipher: 32}
 	compressAlgs  = []string{"deflate", "zstd"}
 )
 
@@ -273,7 +274,7 @@ var flagTable = []Flag{
 		Help: "Compression level (deflate -1..9, zstd up to 22)",
 		set:  func(c *Config, v string, _ bool) error { c.compressLevel = v; return nil }},
 	{Name: "encrypt", Kind: KindOptional, Type: TypeEnum, Arg: "CIPHER", Default: DefaultCipher + " when bare",
-		Scope: ScopeAll, Group: groupCodec, Help: "Encrypt and authenticate blocks; implies --compress",
+		Scope: ScopeAll, Group: groupCodec, Help: "Encrypt and authenticate blocks; implies --compress. AES-256-GCM is s3backer-go's own (the C s3backer cannot read it)",
 		Choices: ciphers, set: setEncrypt},
 	countFlag("keyLength", "NUM", "cipher's key length", 64, groupCodec, "Key length override (64 for volumes of s3backer <= 1.3.5)",
 		func(c *Config) *int { return &c.KeyLength }),

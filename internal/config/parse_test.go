@@ -157,6 +157,10 @@ func TestFlagValues(t *testing.T) {
 			return c.Encrypt == "AES-128-CBC" && c.Compress == "deflate" && c.CompressLevel == -1
 		}},
 		{[]string{"--encrypt=aes-256-cbc"}, func(c *Config) bool { return c.Encrypt == "AES-256-CBC" }},
+		{[]string{"--encrypt=aes-256-gcm"}, func(c *Config) bool {
+			return c.Encrypt == "AES-256-GCM" && c.Compress == "deflate" && c.CompressLevel == -1
+		}},
+		{[]string{"--encrypt=AES-256-GCM", "--compress=zstd"}, func(c *Config) bool { return c.Encrypt == "AES-256-GCM" && c.Compress == "zstd" }},
 		{[]string{"--encrypt=AES-192-CBC", "--encrypt"}, func(c *Config) bool { return c.Encrypt == "AES-192-CBC" }},
 		{[]string{"--encrypt", "--encrypt=AES-256-CBC"}, func(c *Config) bool { return c.Encrypt == "AES-256-CBC" }},
 		{[]string{"--encrypt", "--compress=zstd"}, func(c *Config) bool { return c.Compress == "zstd" }},
@@ -415,7 +419,7 @@ func TestValueErrors(t *testing.T) {
 		{[]string{"--authVersion=aws3"}, []string{"--authVersion=aws3", "aws2, aws4"}},
 		{[]string{"--storageClass=standard"}, []string{"--storageClass=standard", "STANDARD_IA"}},
 		{[]string{"--sse=kms"}, []string{"--sse=kms", "AES256, aws:kms"}},
-		{[]string{"--encrypt=aes128"}, []string{"--encrypt=aes128", "AES-128-CBC, AES-192-CBC, AES-256-CBC"}},
+		{[]string{"--encrypt=aes128"}, []string{"--encrypt=aes128", "AES-128-CBC, AES-192-CBC, AES-256-CBC, AES-256-GCM"}},
 		{[]string{"--encrypt=AES-128-GCM"}, []string{"--encrypt=AES-128-GCM", "unsupported cipher"}},
 		{[]string{"--compress=lz4"}, []string{"--compress=lz4", "unknown compression algorithm", "deflate or zstd"}},
 		{[]string{"--ipTOS=fast"}, []string{"--ipTOS=fast", "lowdelay"}},

@@ -109,7 +109,9 @@ func (c *Config) Validate() error {
 		if c.IsSet("password") && c.IsSet("passwordFile") {
 			bad("--password and --passwordFile are mutually exclusive")
 		}
-		if kl := cipherKeyLens[c.Encrypt]; c.KeyLength != 0 && (c.KeyLength < kl || c.KeyLength > maxKeyLength) {
+		if c.Encrypt == GCMCipher && c.KeyLength != 0 {
+			bad("--keyLength applies to the AES-CBC ciphers only: %s keys are always 256 bits", GCMCipher)
+		} else if kl := cipherKeyLens[c.Encrypt]; c.KeyLength != 0 && (c.KeyLength < kl || c.KeyLength > maxKeyLength) {
 			bad("--keyLength=%d: must be 0 or from %d to %d for %s", c.KeyLength, kl, maxKeyLength, c.Encrypt)
 		}
 	} else {

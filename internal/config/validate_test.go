@@ -34,6 +34,7 @@ func TestValidationErrors(t *testing.T) {
 		{[]string{"--encrypt", "--password=a", "--passwordFile=/f"}, []string{"--password and --passwordFile are mutually exclusive"}},
 		{[]string{"--encrypt", "--keyLength=8"}, []string{"--keyLength=8", "16 to 64 for AES-128-CBC"}},
 		{[]string{"--encrypt=AES-256-CBC", "--keyLength=24"}, []string{"--keyLength=24", "32 to 64 for AES-256-CBC"}},
+		{[]string{"--encrypt=AES-256-GCM", "--keyLength=32"}, []string{"--keyLength applies to the AES-CBC ciphers only"}},
 		{[]string{"--compress-level=3"}, []string{"--compress-level=3 requires --compress"}},
 		{[]string{"--encrypt", "--compress-level=3"}, []string{"--compress-level=3 requires --compress"}},
 		{[]string{"--compress=5", "--compress-level=3"}, []string{"--compress-level=3", "--compress=5"}},

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -111,11 +113,17 @@ func configureIoctl(fd int, fds []int, opt Options) error {
 }
 
 // started waits until the kernel shows the device attached, or NBD_DO_IT
-// fails.
+// fails. Attached means the pid file and the capacity: the kernel creates
+// the pid file before it sets the size, so a caller that saw only the pid
+// could still find a 0-sector disk.
 func (c *ioControl) started(ctx context.Context, n node) error {
 	attached := func() bool {
 		pid, err := n.attachedPID()
-		return err == nil && pid != 0
+		if err != nil || pid == 0 {
+			return false
+		}
+		b, err := os.ReadFile(n.sysfs("size"))
+		return err == nil && strings.TrimSpace(string(b)) != "0"
 	}
 	ctx, cancel := context.WithTimeout(ctx, netlinkTimeout)
 	defer cancel()

@@ -34,6 +34,15 @@ type Options struct {
 	// the SDK decodes them.
 	AcceptEncoding string
 
+	// SignPayload puts the SHA-256 of every PUT body into the request's
+	// signature over plain HTTP, as s3backer does. Off, PUTs are signed with
+	// UNSIGNED-PAYLOAD, as the SDK does over HTTPS: the body is then bound
+	// to the signature through its Content-MD5 (a signed header the server
+	// checks the body against) rather than its SHA-256, and hashing it
+	// twice more (here and in the server) is saved. Over plain HTTP nothing
+	// authenticates what a GET returns in any case; --encrypt does.
+	SignPayload bool
+
 	// HTTP.
 	Timeout          time.Duration // whole request, body included; 0 means 30 s
 	HTTP11           bool          // never use HTTP/2

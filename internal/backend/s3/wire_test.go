@@ -5,12 +5,15 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -76,6 +79,43 @@ func TestPutHeaders(t *testing.T) {
 	for k := range r.Header {
 		if strings.HasPrefix(strings.ToLower(k), "x-amz-checksum") || strings.EqualFold(k, "x-amz-sdk-checksum-algorithm") {
 			t.Errorf("unexpected checksum header %s", k)
+		}
+	}
+}
+
+// TestPutPayloadSigning: by default a PUT body is not hashed into the
+// signature (UNSIGNED-PAYLOAD) but bound to it by its Content-MD5, a signed
+// header; SignPayload signs its SHA-256 as s3backer does.
+func TestPutPayloadSigning(t *testing.T) {
+	body := []byte("block body")
+	sha := sha256.Sum256(body)
+	for _, tc := range []struct {
+		sign bool
+		want string
+	}{
+		{false, "UNSIGNED-PAYLOAD"},
+		{true, hex.EncodeToString(sha[:])},
+	} {
+		f := newFakeS3(t, func(http.ResponseWriter, *http.Request) {})
+		o := f.options()
+		o.SignPayload = tc.sign
+		if _, err := mustNew(t, o).Put(context.Background(), "k", body, backend.Meta{}); err != nil {
+			t.Fatal(err)
+		}
+		r := f.requests()[0]
+		if got := r.Header.Get("X-Amz-Content-Sha256"); got != tc.want {
+			t.Errorf("SignPayload %v: x-amz-content-sha256 %q, want %q", tc.sign, got, tc.want)
+		}
+		a := r.Header.Get("Authorization")
+		_, signed, _ := strings.Cut(a, "SignedHeaders=")
+		signed, _, _ = strings.Cut(signed, ",")
+		for _, h := range []string{"content-md5", "x-amz-content-sha256", "content-length"} {
+			if !slices.Contains(strings.Split(signed, ";"), h) {
+				t.Errorf("SignPayload %v: %s not signed: %q", tc.sign, h, a)
+			}
+		}
+		if sum := md5.Sum(body); r.Header.Get("Content-Md5") != base64.StdEncoding.EncodeToString(sum[:]) {
+			t.Errorf("SignPayload %v: Content-MD5 %q", tc.sign, r.Header.Get("Content-Md5"))
 		}
 	}
 }

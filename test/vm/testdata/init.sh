@@ -18,6 +18,7 @@ step() { CUR=$1; echo "@@STEP $*"; }
 ok() { echo "@@OK $CUR $*"; }
 fail() {
 	echo "@@FAIL $CUR $*"
+	syslog
 	dmesg | tail -n 40
 	echo "@@RESULT FAIL"
 	poweroff -f
@@ -42,8 +43,11 @@ blocks() {
 	if [ "$MODE" = test ]; then find /tmp/s3b -type f | wc -l; else echo 0; fi
 }
 
-# s3backer's daemon logs to syslog: show it on the console, for the test log.
-syslogd -O /dev/console
+# s3backer's daemon logs to syslog: kept in a file and shown whole at the
+# end (written straight to the console, its lines could interleave with the
+# kernel's and be missed by the host's checks).
+syslogd -O /tmp/messages
+syslog() { echo "@@SYSLOG-BEGIN"; cat /tmp/messages; echo "@@SYSLOG-END"; }
 
 step modules
 for m in $(cat /modules.list); do
@@ -163,5 +167,6 @@ if [ "$MODE" = test ] && [ -x /bin/nbddev.test ]; then
 	ok
 fi
 
+syslog
 echo "@@RESULT PASS"
 poweroff -f
