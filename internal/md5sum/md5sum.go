@@ -44,9 +44,12 @@ const (
 	minSIMD = 4
 	// maxBatch: 8 lanes already give the best cost per byte measured.
 	maxBatch = 8
-	// maxWait bounds how long a body waits for others to join its batch:
-	// time that counts only for reads that have others in flight, whose
-	// latency already includes waiting for the server.
+	// maxWait bounds how long a body waits for others to join its batch.
+	// It is spent only while at least minSIMD reads are in flight and
+	// bodies have lately arrived at least minSIMD-1 per maxWait (600 a
+	// second, 150 MB/s of 256 KiB blocks): there, CPU is what limits the
+	// reads, and their latency is mostly queueing already. Longer windows
+	// batch more at 1 MiB blocks (fewer bodies a second) but add latency.
 	maxWait = 5 * time.Millisecond
 	// minLen: shorter buffers are not worth the round trip to the server.
 	minLen = 16 << 10

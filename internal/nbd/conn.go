@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // conn is one client connection: the handshake state it negotiated, the
@@ -38,7 +36,7 @@ type conn struct {
 	dctx    context.Context
 	dcancel context.CancelFunc
 
-	workers errgroup.Group // request workers, at most MaxInFlight
+	workers *workerPool // request workers, at most MaxInFlight
 
 	wmu      sync.Mutex // serialises replies: each is written whole
 	bw       *bufio.Writer
@@ -62,7 +60,7 @@ func newConn(ctx context.Context, s *Server, nc net.Conn) *conn {
 	c.log = s.opt.Logger.With("remote", remoteAddr(nc))
 	c.rctx, c.rcancel = context.WithCancel(context.Background())
 	c.dctx, c.dcancel = context.WithCancel(context.WithoutCancel(ctx))
-	c.workers.SetLimit(s.opt.MaxInFlight)
+	c.workers = newWorkerPool(s.opt.MaxInFlight, c.serve)
 	return c
 }
 

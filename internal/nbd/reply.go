@@ -1,8 +1,13 @@
 package nbd
 
 import (
+	"net"
 	"time"
 )
+
+// directReplyLen is the reply body length from which sendReply writes
+// header and body with one writev instead of through the buffer.
+const directReplyLen = 64 << 10
 
 // Replies are written whole under c.wmu, in completion order (the protocol
 // matches them to requests by cookie). A failed write marks the connection
@@ -24,9 +29,18 @@ func (c *conn) sendReply(hdr, body []byte) {
 		return
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.opt.WriteTimeout))
-	_, _ = c.bw.Write(hdr)
-	_, _ = c.bw.Write(body)
-	if err := c.bw.Flush(); err != nil {
+	var err error
+	if len(body) >= directReplyLen && c.bw.Buffered() == 0 {
+		// A large READ payload goes out in one writev with its header,
+		// not copied through the buffer first.
+		bufs := net.Buffers{hdr, body}
+		_, err = bufs.WriteTo(c.nc)
+	} else {
+		_, _ = c.bw.Write(hdr)
+		_, _ = c.bw.Write(body)
+		err = c.bw.Flush()
+	}
+	if err != nil {
 		c.broken = true
 		c.writeErr = err
 		// Nobody is taking replies: stop reading requests that could

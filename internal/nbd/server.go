@@ -207,7 +207,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, negotiate func(*con
 	// Every request already read is finished and answered before the
 	// socket closes (NBD_CMD_DISC demands it; for a vanished client it
 	// keeps writes from being cut short).
-	_ = c.workers.Wait()
+	c.workers.wait()
 	if cerr := nc.Close(); cerr != nil && err == nil && !errors.Is(cerr, net.ErrClosed) {
 		err = fmt.Errorf("close: %w", cerr)
 	}

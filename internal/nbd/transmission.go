@@ -108,10 +108,7 @@ func (c *conn) dispatch(r request) error {
 	}
 
 	// Blocks while MaxInFlight workers are busy: back-pressure on the client.
-	c.workers.Go(func() error {
-		c.serve(&r)
-		return nil
-	})
+	c.workers.submit(r)
 	return nil
 }
 
