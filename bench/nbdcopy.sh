@@ -47,7 +47,7 @@ run_one() {
 	case $name in
 	s3backer-go)
 		rm -rf "$work/dir"; mkdir "$work/dir"
-		"$BIN" --nbd --test -f --size=${SIZE_MB}M --blockSize=$BLOCK "$work/dir" "nbd+unix:///?socket=$sock" 2>"$work/server.log" &
+		"$BIN" --nbd --test -f --size=${SIZE_MB}M --blockSize=$BLOCK ${S3B_FLAGS:-} "$work/dir" "nbd+unix:///?socket=$sock" 2>"$work/server.log" &
 		;;
 	nbdkit-file)
 		rm -f "$work/disk.img"; truncate -s ${SIZE_MB}M "$work/disk.img"
