@@ -20,6 +20,7 @@ import (
 
 	"github.com/s3backer-go/s3backer/internal/blockstore"
 	"github.com/s3backer-go/s3backer/internal/config"
+	"github.com/s3backer-go/s3backer/internal/disk"
 	"github.com/s3backer-go/s3backer/internal/logging"
 	"github.com/s3backer-go/s3backer/internal/mounttoken"
 )
@@ -154,7 +155,7 @@ func resetMountedFlag(cfg *config.Config, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := logging.New(logging.Options{Debug: cfg.Debug})
-	b, err := openBackend(ctx, cfg, log)
+	b, err := disk.OpenBackend(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/s3backer-go/s3backer/internal/config"
 	"github.com/s3backer-go/s3backer/internal/daemon"
+	"github.com/s3backer-go/s3backer/internal/exitcode"
 	"github.com/s3backer-go/s3backer/internal/logging"
 	"github.com/s3backer-go/s3backer/internal/nbddev"
 	"github.com/s3backer-go/s3backer/internal/sdnotify"
@@ -59,14 +60,14 @@ func serveKernel(cfg *config.Config, device string, stderr io.Writer) error {
 	}
 
 	flags := srv.KernelFlags()
-	kbs, err := kernelBlockSize(d.vol.Size())
+	kbs, err := kernelBlockSize(d.Volume.Size())
 	if err != nil {
 		return stop(srv, d, log, err)
 	}
 	dev, err := nbddev.Attach(ctx, device, func(ctx context.Context, nc net.Conn) error {
 		return srv.ServeKernel(ctx, nc, flags)
 	}, nbddev.Options{
-		Size:        d.vol.Size(),
+		Size:        d.Volume.Size(),
 		BlockSize:   kbs,
 		Flags:       flags,
 		Connections: min(runtime.NumCPU(), maxKernelConnections),
@@ -107,5 +108,5 @@ func kernelBlockSize(size int64) (int, error) {
 			return bs, nil
 		}
 	}
-	return 0, usageError{errors.New("a kernel NBD device needs a disk size that is a multiple of 512")}
+	return 0, exitcode.UsageError{Err: errors.New("a kernel NBD device needs a disk size that is a multiple of 512")}
 }

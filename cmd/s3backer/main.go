@@ -18,11 +18,6 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// usageError is a problem with the command line: nothing was touched.
-type usageError struct{ error }
-
-func (e usageError) Unwrap() error { return e.error }
-
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	err := start(args, stdin, stdout, stderr)
 	if err == nil {
@@ -33,7 +28,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "s3backer: %s\n", line)
 	}
 	daemon.Fail(err)
-	if errors.As(err, new(usageError)) {
+	if errors.As(err, new(exitcode.UsageError)) {
 		return exitcode.Usage
 	}
 	return exitcode.Failure
@@ -43,7 +38,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func start(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cfg, err := config.Parse(args)
 	if err != nil {
-		return usageError{err}
+		return exitcode.UsageError{Err: err}
 	}
 	switch cfg.Action {
 	case config.ActionHelp:
@@ -54,7 +49,7 @@ func start(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return nil
 	}
 	if err := cfg.CheckImplemented(); err != nil {
-		return usageError{err}
+		return exitcode.UsageError{Err: err}
 	}
 	if !cfg.Quiet {
 		for _, w := range cfg.Warnings {
@@ -67,7 +62,7 @@ func start(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	case cfg.ResetMountedFlag:
 		return resetMountedFlag(cfg, stderr)
 	case !cfg.IsNBD():
-		return usageError{errors.New("FUSE mode is not supported yet; serve the disk with --nbd")}
+		return exitcode.UsageError{Err: errors.New("FUSE mode is not supported yet; serve the disk with --nbd")}
 	}
 	return serveNBD(cfg, stderr)
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/s3backer-go/s3backer/internal/config"
 	"github.com/s3backer-go/s3backer/internal/daemon"
+	"github.com/s3backer-go/s3backer/internal/exitcode"
 	"github.com/s3backer-go/s3backer/internal/password"
 )
 
@@ -28,7 +29,7 @@ func diskPassword(cfg *config.Config) ([]byte, error) {
 		}
 		passwordOnce.pw, passwordOnce.err = password.FromConfig(cfg, nil)
 		if passwordOnce.err != nil {
-			passwordOnce.err = usageError{passwordOnce.err}
+			passwordOnce.err = exitcode.UsageError{Err: passwordOnce.err}
 		}
 	})
 	return passwordOnce.pw, passwordOnce.err

@@ -13,6 +13,8 @@ import (
 
 	"github.com/s3backer-go/s3backer/internal/config"
 	"github.com/s3backer-go/s3backer/internal/daemon"
+	"github.com/s3backer-go/s3backer/internal/disk"
+	"github.com/s3backer-go/s3backer/internal/exitcode"
 	"github.com/s3backer-go/s3backer/internal/logging"
 	"github.com/s3backer-go/s3backer/internal/nbd"
 	"github.com/s3backer-go/s3backer/internal/sdnotify"
@@ -27,7 +29,7 @@ const shutdownTimeout = 60 * time.Second
 func serveNBD(cfg *config.Config, stderr io.Writer) error {
 	target, err := parseNBDTarget(cfg.Target)
 	if err != nil {
-		return usageError{err}
+		return exitcode.UsageError{Err: err}
 	}
 	if target.device != "" {
 		return serveKernel(cfg, target.device, stderr)
@@ -44,7 +46,7 @@ func serveNBD(cfg *config.Config, stderr io.Writer) error {
 	}
 	ln, err := target.listen()
 	if err != nil {
-		_ = d.close(ctx)
+		_ = d.Close(ctx)
 		return err
 	}
 	srv := newServer(cfg, d, log)
@@ -94,21 +96,21 @@ func daemonize(cfg *config.Config, stderr io.Writer, what string) (detached bool
 }
 
 // newServer is the NBD server of the disk, for sockets and the kernel alike.
-func newServer(cfg *config.Config, d *disk, log *slog.Logger) *nbd.Server {
-	return nbd.NewServer(nbdDevice{d.vol}, nbd.Options{
+func newServer(cfg *config.Config, d *disk.Disk, log *slog.Logger) *nbd.Server {
+	return nbd.NewServer(nbdDevice{d.Volume}, nbd.Options{
 		Description: fmt.Sprintf("s3backer %s (%d x %s blocks)", cfg.BucketArg, cfg.NumBlocks(), config.FormatSize(cfg.BlockSize)),
 		Logger:      log,
 	})
 }
 
 // stop lets requests in flight finish, then flushes and closes the disk.
-func stop(srv *nbd.Server, d *disk, log *slog.Logger, serveErr error) error {
+func stop(srv *nbd.Server, d *disk.Disk, log *slog.Logger, serveErr error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if serr := srv.Shutdown(ctx); serr != nil {
 		log.Warn("clients did not finish in time", "err", serr)
 	}
-	err := errors.Join(serveErr, d.close(context.Background()))
+	err := errors.Join(serveErr, d.Close(context.Background()))
 	if err != nil {
 		log.Error("stopped with errors", "err", err)
 		return err

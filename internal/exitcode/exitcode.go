@@ -11,3 +11,10 @@ const (
 	// Usage: a bad command line or config file; nothing was touched.
 	Usage = 2
 )
+
+// UsageError marks a problem with the command line or the configuration:
+// nothing was touched, and the command exits with Usage.
+type UsageError struct{ Err error }
+
+func (e UsageError) Error() string { return e.Err.Error() }
+func (e UsageError) Unwrap() error { return e.Err }
