@@ -54,6 +54,8 @@ done
 [ -x "$BIN" ] || make build >/dev/null
 
 work=$(mktemp -d /var/tmp/s3b-cpubench.XXXXXX)
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 gw_pid="" tpid="" mnt=$work/mnt
 cleanup() {
 	if mountpoint -q "$mnt" 2>/dev/null; then fusermount -u -z "$mnt" 2>/dev/null || true; fi
@@ -67,40 +69,13 @@ mkdir "$mnt" "$work/gw"
 
 head -c $((DATA_MB << 20)) /dev/urandom >"$work/in.img"
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-# cpu PID: user+system CPU seconds of a running process.
-cpu() { sed 's/.*) //' "/proc/$1/stat" | awk '{ printf "%.2f", ($12 + $13) / 100 }'; }
-sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 # child PID: the process /usr/bin/time started.
 child() { awk '{ print $1 }' "/proc/$1/task/$1/children" 2>/dev/null; }
 # timed_cpu FILE: user + system seconds from a `time -f "%U %S"` file.
 timed_cpu() { awk 'END { printf "%.2f", $1 + $2 }' "$1"; }
 
-# start_gateway: versitygw on a free loopback port; polls until it answers.
-start_gateway() {
-	for _ in 1 2 3 4 5; do
-		port=$((20000 + RANDOM % 40000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
-		"$VGW" --access "$KEY" --secret "$SECRET" --port "127.0.0.1:$port" --keep-alive --quiet \
-			posix "$work/gw" >"$work/gw.log" 2>&1 &
-		gw_pid=$!
-		for _ in $(seq 500); do
-			curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0
-			kill -0 "$gw_pid" 2>/dev/null || break
-			sleep 0.02
-		done
-		kill "$gw_pid" 2>/dev/null || true; wait "$gw_pid" 2>/dev/null || true; gw_pid=""
-	done
-	echo "bench: versitygw did not start:" >&2; cat "$work/gw.log" >&2; exit 1
-}
 start_gateway
-URL=http://127.0.0.1:$port/
 S3=(--baseURL="$URL" --accessId="$KEY" --accessKey="$SECRET")
-
-make_bucket() {
-	curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user "$KEY:$SECRET" \
-		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X PUT "$URL$1" -o /dev/null
-}
 
 mode_flags() {
 	case $1 in

@@ -50,6 +50,8 @@ done
 [ -x "$BIN" ] || make build >/dev/null
 
 work=$(mktemp -d /var/tmp/s3b-s3bench.XXXXXX)
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 gw_pid="" srv_pid=""
 cleanup() {
 	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null || true
@@ -64,42 +66,12 @@ head -c $((SIZE_MB << 20)) /dev/urandom >"$work/in.img"
 
 now() { date +%s.%N; }
 mbps() { awk -v mb="$SIZE_MB" -v s="$1" -v e="$2" 'BEGIN { printf "%.1f", mb * 1.048576 / (e - s) }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 bytes() { case $1 in *k | *K) echo $((${1%?} << 10)) ;; *m | *M) echo $((${1%?} << 20)) ;; *) echo "$1" ;; esac; }
-# cpu PID: user+system CPU seconds of a running process.
-cpu() { sed 's/.*) //' "/proc/$1/stat" | awk '{ printf "%.2f", ($12 + $13) / 100 }'; }
 # child_cpu FILE: CPU seconds of this shell's reaped children, from the
 # output of the `times` builtin (run it in this shell, not in $(...)).
 child_cpu() { awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] } printf "%.2f", t }' "$1"; }
-sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 
-# start_gateway: versitygw on a free loopback port; polls until it answers.
-mkdir "$work/gw"
-start_gateway() {
-	local try
-	for try in 1 2 3 4 5; do
-		port=$((20000 + RANDOM % 40000))
-		# Something answers there already: pick another.
-		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
-		"$VGW" --access "$KEY" --secret "$SECRET" --port "127.0.0.1:$port" --keep-alive --quiet \
-			--access-log "$work/access.log" posix "$work/gw" >"$work/gw.log" 2>&1 &
-		gw_pid=$!
-		for _ in $(seq 500); do
-			curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0
-			kill -0 "$gw_pid" 2>/dev/null || break
-			sleep 0.02
-		done
-		kill "$gw_pid" 2>/dev/null || true; wait "$gw_pid" 2>/dev/null || true; gw_pid=""
-	done
-	echo "bench: versitygw did not start:" >&2; cat "$work/gw.log" >&2; exit 1
-}
-start_gateway
-URL=http://127.0.0.1:$port/
-
-make_bucket() {
-	curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user "$KEY:$SECRET" \
-		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X PUT "$URL$1" -o /dev/null
-}
+GW_ACCESS_LOG=$work/access.log start_gateway
 
 # requests SINCE: the gateway's requests logged after line SINCE of the
 # access log, as "2049 PutObject +6 other (0 errors)": the most frequent

@@ -20,11 +20,16 @@ declare -A need=(
 	[fio]=fio
 	[mkfs.ext4]=e2fsprogs
 	[fusermount]=fuse
+	[e2fsck]=e2fsprogs
+	[losetup]=mount
+	[fstrim]=util-linux
 )
 missing=()
 for cmd in "${!need[@]}"; do
 	command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done
+# The nbdkit plugin is built against nbdkit's plugin header.
+[ -f /usr/include/nbdkit-plugin.h ] || missing+=(nbdkit-plugin-dev)
 # nbdsh is Python: it needs Debian's libnbd bindings, not pyenv's python.
 /usr/bin/python3 -c 'import nbd' >/dev/null 2>&1 || missing+=(python3-libnbd)
 

@@ -6,15 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -57,7 +54,7 @@ func erase(cfg *config.Config, stdin io.Reader, stderr io.Writer) error {
 			return errors.New("not confirmed; nothing erased")
 		}
 	}
-	blocks, err := surveyAll(ctx, st, log, cfg.Quiet)
+	blocks, err := surveyAll(ctx, st, stderr, cfg.Quiet)
 	if err != nil {
 		return err
 	}
@@ -76,21 +73,21 @@ func erase(cfg *config.Config, stdin io.Reader, stderr io.Writer) error {
 }
 
 // surveyAll lists the stored blocks, sorted and without duplicates.
-func surveyAll(ctx context.Context, st blockstore.Store, log *slog.Logger, quiet bool) ([]uint64, error) {
+func surveyAll(ctx context.Context, st blockstore.Store, stderr io.Writer, quiet bool) ([]uint64, error) {
 	sv, ok := st.(blockstore.Surveyor)
 	if !ok {
 		return nil, errors.New("this store cannot list its blocks")
 	}
 	var mu sync.Mutex
 	var blocks []uint64
-	if !quiet {
-		log.Info("listing blocks")
-	}
+	p := newProgress(stderr, "listing blocks", -1, quiet)
 	err := sv.Survey(ctx, func(n uint64) {
 		mu.Lock()
 		blocks = append(blocks, n)
 		mu.Unlock()
+		p.Add(1)
 	})
+	p.Finish()
 	if err != nil {
 		return nil, fmt.Errorf("list blocks: %w", err)
 	}
@@ -98,29 +95,10 @@ func surveyAll(ctx context.Context, st blockstore.Store, log *slog.Logger, quiet
 	return slices.Compact(blocks), nil
 }
 
-// zeroAll deletes blocks, in bulk when the store can, with a progress line
-// every few seconds.
+// zeroAll deletes blocks, in bulk when the store can, showing progress.
 func zeroAll(ctx context.Context, st blockstore.Store, blocks []uint64, stderr io.Writer, quiet bool) error {
-	var done atomic.Int64
-	progressDone := make(chan struct{})
-	defer close(progressDone)
-	if !quiet {
-		go func() {
-			t := time.NewTicker(2 * time.Second)
-			defer t.Stop()
-			start := time.Now()
-			for {
-				select {
-				case <-progressDone:
-					return
-				case <-t.C:
-					n := done.Load()
-					rate := float64(n) / time.Since(start).Seconds()
-					fmt.Fprintf(stderr, "s3backer: erased %d of %d blocks (%.0f blocks/s)\n", n, len(blocks), rate)
-				}
-			}
-		}()
-	}
+	p := newProgress(stderr, "erasing", int64(len(blocks)), quiet)
+	defer p.Finish()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	bz, bulk := st.(blockstore.BulkZeroer)
@@ -138,7 +116,7 @@ func zeroAll(ctx context.Context, st blockstore.Store, blocks []uint64, stderr i
 					}
 				}
 			}
-			done.Add(int64(len(batch)))
+			p.Add(int64(len(batch)))
 			return nil
 		})
 	}

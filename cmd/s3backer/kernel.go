@@ -51,6 +51,12 @@ func serveKernel(cfg *config.Config, device string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stopObserving, err := observe(cfg, d, stderr, log)
+	if err != nil {
+		_ = d.Close(ctx)
+		return err
+	}
+	defer stopObserving()
 	srv := newServer(cfg, d, log)
 	select {
 	case sig := <-sigs:

@@ -62,7 +62,7 @@ func start(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	case cfg.ResetMountedFlag:
 		return resetMountedFlag(cfg, stderr)
 	case !cfg.IsNBD():
-		return exitcode.UsageError{Err: errors.New("FUSE mode is not supported yet; serve the disk with --nbd")}
+		return serveFUSE(cfg, stderr)
 	}
 	return serveNBD(cfg, stderr)
 }

@@ -31,6 +31,9 @@ func serveNBD(cfg *config.Config, stderr io.Writer) error {
 	if err != nil {
 		return exitcode.UsageError{Err: err}
 	}
+	if useNBDKit(cfg) { // --nbd-flag, --nbd-param: see nbdkit.go
+		return serveNBDKit(cfg, target, stderr)
+	}
 	if target.device != "" {
 		return serveKernel(cfg, target.device, stderr)
 	}
@@ -44,6 +47,12 @@ func serveNBD(cfg *config.Config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stopObserving, err := observe(cfg, d, stderr, log)
+	if err != nil {
+		_ = d.Close(ctx)
+		return err
+	}
+	defer stopObserving() // after the disk's close: the mirror's last write shows the final flush
 	ln, err := target.listen()
 	if err != nil {
 		_ = d.Close(ctx)
@@ -100,6 +109,7 @@ func newServer(cfg *config.Config, d *disk.Disk, log *slog.Logger) *nbd.Server {
 	return nbd.NewServer(nbdDevice{d.Volume}, nbd.Options{
 		Description: fmt.Sprintf("s3backer %s (%d x %s blocks)", cfg.BucketArg, cfg.NumBlocks(), config.FormatSize(cfg.BlockSize)),
 		Logger:      log,
+		Observer:    &d.Stats().NBD,
 	})
 }
 

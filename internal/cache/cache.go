@@ -14,7 +14,10 @@
 //
 //	new        a writer is filling its fresh slot (readers wait for it)
 //	loading    being read from below; concurrent readers wait for that
-//	           one read (singleflight)
+//	           one read (singleflight), and so do writers (as in
+//	           s3backer): the loader owns the slot, and may read from
+//	           below straight into it (the memory store lends its
+//	           buffer), saving a block copy per miss
 //	clean      same data as below; in an LRU list (blocks below
 //	           NumProtected in a second list, evicted only when the
 //	           first is empty); evictable unless pinned by a reader
@@ -24,8 +27,9 @@
 //	           block again when its upload ends
 //
 // Memory is Size slots plus one block buffer per worker (uploads copy the
-// slot into it so writers never wait for S3), one per partial read missing
-// at that moment (ReadPart), and the entries themselves (about 200 bytes
+// slot into it so writers never wait for S3), one per partial read or
+// write missing at that moment with a slot store that lends no buffer
+// (ReadPart, WritePart), and the entries themselves (about 200 bytes
 // each). A read miss with no free or evictable slot reads from below
 // without caching; a writer with no slot waits while the oldest dirty
 // blocks are written back at once (s3backer: "forced out"). Writers wait
@@ -50,6 +54,10 @@
 // blocks fill the cache: a dirty block is due at its deadline minus
 // WriteDelay * min(1, dirtyRatio/maxDirtyRatio), where maxDirtyRatio is
 // min(0.9, MaxDirty/Size).
+//
+// A part write (WritePart) changes the cached block in place, in any
+// state a whole write could; a block not cached is first read from below
+// into its new slot, holding the slot (readers wait), as s3backer does.
 //
 // Rewriting a dirty block that has not started uploading only replaces the
 // slot's data and keeps its deadline: many writes inside the delay make
@@ -179,6 +187,12 @@ type Options struct {
 	ReadAheadTrigger int
 	// Slots stores the data; nil keeps it in memory (NewMemSlots).
 	Slots Slots
+	// NoVerify trusts the clean blocks a persistent Slots recovers
+	// (--blockCacheNoVerify). Without it each is checked against the
+	// store below on its first read: a conditional read by tag if the
+	// store below is a blockstore.Tagger and the tag is known, else a
+	// read and a comparison.
+	NoVerify bool
 	// Logger receives write-back failures; nil discards.
 	Logger *slog.Logger
 }
@@ -196,13 +210,16 @@ func DefaultOptions() Options {
 }
 
 // Store is the block cache: a blockstore.Store, Prober, Prefetcher,
-// Surveyor and BulkZeroer; safe for concurrent use.
+// Surveyor, BulkZeroer, PartReader and PartWriter; safe for concurrent
+// use.
 type Store struct {
 	lower     blockstore.Store
 	prober    blockstore.Prober     // nil if lower is not one
 	surveyor  blockstore.Surveyor   // likewise
 	bulk      blockstore.BulkZeroer // likewise
 	slots     Slots
+	tagger    blockstore.Tagger // lower as a Tagger, or nil
+	noVerify  bool
 	log       *slog.Logger
 	bs        int
 	nblocks   uint64
@@ -337,6 +354,8 @@ func New(lower blockstore.Store, opt Options) (*Store, error) {
 		zeroing:   make(map[uint64]*zeroOp),
 	}
 	s.prober, _ = lower.(blockstore.Prober)
+	s.tagger, _ = lower.(blockstore.Tagger)
+	s.noVerify = opt.NoVerify
 	s.surveyor, _ = lower.(blockstore.Surveyor)
 	s.bulk, _ = lower.(blockstore.BulkZeroer)
 	s.work.L = &s.mu
@@ -381,6 +400,7 @@ func (s *Store) recover(rec []Recovered) error {
 			s.enqueueLocked(e)
 		} else {
 			e.state = stClean
+			e.verify, e.tag = !s.noVerify, r.Tag
 			s.lruFor(e).pushBack(e)
 		}
 	}

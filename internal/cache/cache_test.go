@@ -628,7 +628,9 @@ func TestBulkZeroRaces(t *testing.T) {
 			t.Fatal("read after the bulk zero returned old data")
 		}
 
-		// Now the other way round: a bulk zero of a block being loaded.
+		// Now the other way round: a bulk zero of a block being loaded
+		// is a zero write, which waits for the load to end (the load
+		// owns the slot meanwhile, as in s3backer).
 		g := newGate(6)
 		l.readHook = func(ctx context.Context, n uint64, do func() error) error {
 			err := do()
@@ -637,10 +639,17 @@ func TestBulkZeroRaces(t *testing.T) {
 		}
 		go func() { read <- mustRead(t, c, 6) }()
 		<-g.entered // loaded the old data, not yet in the cache
-		if err := c.ZeroBlocks(bg, []uint64{6}); err != nil {
-			t.Fatal(err)
+		go func() { zeroed <- c.ZeroBlocks(bg, []uint64{6}) }()
+		synctest.Wait()
+		select {
+		case err := <-zeroed:
+			t.Fatalf("bulk zero of a block being loaded did not wait for the load (%v)", err)
+		default:
 		}
 		g.release(6)
+		if err := <-zeroed; err != nil {
+			t.Fatal(err)
+		}
 		<-read // old or zero: concurrent
 		if !blockstore.IsZero(mustRead(t, c, 6)) {
 			t.Fatal("cache kept the loaded data over the zero")
@@ -900,7 +909,7 @@ func TestRecovered(t *testing.T) {
 		_ = slots.Write(0, 7, pattern(bs, 7))
 		_ = slots.Write(2, 9, pattern(bs, 9))
 		slots.rec = []Recovered{{Slot: 0, Block: 7, Dirty: true}, {Slot: 2, Block: 9}}
-		c := newCache(t, l, Options{Slots: slots, WriteDelay: time.Hour})
+		c := newCache(t, l, Options{Slots: slots, WriteDelay: time.Hour, NoVerify: true})
 		synctest.Wait()
 		if !bytes.Equal(l.stored(7), pattern(bs, 7)) {
 			t.Fatal("recovered dirty block not written back")
@@ -1034,13 +1043,13 @@ func (h *hookSlots) Write(slot int, n uint64, data []byte) error {
 	return h.Slots.Write(slot, n, data)
 }
 
-func (h *hookSlots) Fill(slot int, n uint64, data []byte) error {
+func (h *hookSlots) Fill(slot int, n uint64, data []byte, tag string) error {
 	if h.fill != nil {
 		if err := h.fill(n); err != nil {
 			return err
 		}
 	}
-	return h.Slots.Fill(slot, n, data)
+	return h.Slots.Fill(slot, n, data, tag)
 }
 
 // A slot store that fails: the block is dropped from the cache, and
@@ -1092,10 +1101,12 @@ func TestSlotFailures(t *testing.T) {
 		readErr := make(chan error)
 		go func() { readErr <- c.ReadBlock(bg, 6, make([]byte, bs)) }()
 		synctest.Wait()
-		hits := c.Stats().WriteHits
 		go func() { wrote <- c.WriteBlock(bg, 6, pattern(bs, 60)) }()
-		for c.Stats().WriteHits == hits { // then it waits for the entry's lock
-			runtime.Gosched()
+		synctest.Wait() // it waits for the load to end
+		select {
+		case err := <-wrote:
+			t.Fatalf("write of a block being loaded did not wait for the load (%v)", err)
+		default:
 		}
 		close(gate)
 		if err := <-readErr; err != nil { // the read worked; caching it did not

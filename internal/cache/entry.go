@@ -19,6 +19,7 @@ const (
 	// dmu, so readers wait for the data.
 	stNew state = iota
 	// stLoading: being read from below; loaded is closed when done.
+	// Readers and writers wait for it.
 	stLoading
 	// stClean: same data as below; in an LRU list, evictable when unpinned.
 	stClean
@@ -51,7 +52,11 @@ type entry struct {
 	zero  bool // the data is all zeroes (a zero write, or a zero read)
 	dead  bool // removed from the cache; whoever pinned it starts over
 	spec  bool // loaded by read-ahead or prefetch and not read since
-	pins  int  // readers and writers using it; pinned entries are not evicted
+	// verify: a clean block recovered from a persistent Slots, to be
+	// checked below (against tag) before its first read is served.
+	verify bool
+	tag    string
+	pins   int // readers and writers using it; pinned entries are not evicted
 
 	wseq  uint64 // sequence number of the last write committed to the slot
 	upSeq uint64 // stUploading: the wseq being uploaded

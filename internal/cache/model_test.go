@@ -90,8 +90,8 @@ func (f *flaky) ZeroBlocks(ctx context.Context, blocks []uint64) error {
 	return nil
 }
 
-// TestModel runs goroutines of random reads, writes (data and zero), bulk
-// zeroes and flushes through zero.New(cache.New(flaky)), each goroutine on
+// TestModel runs goroutines of random reads, writes (data, zeroes and
+// parts of blocks), bulk zeroes and flushes through zero.New(cache.New(flaky)), each goroutine on
 // its own blocks (the volume serialises writers of a block), plus a
 // snooper reading everyone's blocks. Reads must return the model's bytes;
 // after every Flush that returns nil the store below must hold the
@@ -121,12 +121,20 @@ func TestModel(t *testing.T) {
 	}
 }
 
+// The model's geometry (a persistent Slots for it is made to match).
+const (
+	modelBlockSize = 256
+	modelOwners    = 6
+	modelPerOwner  = 16
+	modelBlocks    = modelOwners * modelPerOwner
+)
+
 func runModel(t *testing.T, opt Options, seed uint64) {
 	const (
-		bs      = 256
-		owners  = 6
-		perOwn  = 16
-		nblocks = owners * perOwn
+		bs      = modelBlockSize
+		owners  = modelOwners
+		perOwn  = modelPerOwner
+		nblocks = modelBlocks
 		ops     = 300
 	)
 	f := newFlaky(bs, nblocks, seed)
@@ -214,6 +222,24 @@ func runModel(t *testing.T, opt Options, seed uint64) {
 				i := rng.IntN(perOwn)
 				n := block(i)
 				switch r := rng.IntN(100); {
+				case r < 15 && !uncertain[i]: // write part of a block
+					off := rng.IntN(bs)
+					p := pattern(bs, int(seed)*1e6+g*1e4+op)[:rng.IntN(bs-off)+1]
+					if rng.IntN(4) == 0 {
+						clear(p)
+					}
+					next := make([]byte, bs)
+					copy(next, model[i])
+					copy(next[off:], p)
+					remember(n, next)
+					if err := z.WritePart(bg, n, off, p); err != nil {
+						uncertain[i] = true
+						continue
+					}
+					if blockstore.IsZero(next) {
+						next = nil
+					}
+					model[i] = next
 				case r < 40: // write data or zeroes
 					var data []byte
 					if rng.IntN(5) > 0 {

@@ -73,6 +73,12 @@ func (s *Store) read(ctx context.Context, n uint64, off int, p []byte) error {
 			}
 			continue // now clean, or dirty if written meanwhile
 		}
+		if e.state == stClean && e.verify {
+			// Recovered from a cache file: check it below first (as
+			// a load, which other readers wait for), then serve it.
+			s.verifyLocked(ctx, e)
+			continue
+		}
 		// A hit: clean, dirty, uploading, or new (wait for its writer).
 		s.st.readHits++
 		if e.state == stClean {
@@ -104,24 +110,47 @@ func (s *Store) read(ctx context.Context, n uint64, off int, p []byte) error {
 		e = s.newLoadLocked(n, slot, false)
 	}
 	s.mu.Unlock()
-	// A miss reads the whole block.
-	buf := p
-	if len(p) != s.bs {
-		b := s.bufs.Get().(*[]byte)
-		defer s.bufs.Put(b)
-		buf = *b
+	if e == nil {
+		// No slot (nothing evictable): read without caching. Nothing is
+		// pending below for n (not cached, not zeroing), so below is
+		// current.
+		buf := p
+		if len(p) != s.bs {
+			b := s.bufs.Get().(*[]byte)
+			defer s.bufs.Put(b)
+			buf = *b
+		}
+		_, err := s.readBelow(ctx, n, buf)
+		if err == nil && len(p) != s.bs {
+			copy(p, buf[off:])
+		}
+		return err
 	}
-	// Without a slot (nothing evictable) the block is read without
-	// caching. Nothing is pending below for n (not cached, not zeroing),
-	// so below is current.
-	err := s.lower.ReadBlock(ctx, n, buf)
-	if e != nil {
-		s.finishLoad(e, buf, err)
-	}
-	if err == nil && len(p) != s.bs {
+	buf, done := s.loadBuffer(e, p)
+	defer done()
+	tag, err := s.readBelow(ctx, n, buf)
+	if err == nil && len(p) > 0 && &buf[0] != &p[0] {
+		// Copy out while the load still holds the slot (dmu): once
+		// it ends, writers may change it.
 		copy(p, buf[off:])
 	}
+	s.finishLoad(e, buf, tag, err)
 	return err
+}
+
+// loadBuffer returns where a load of e reads the block: the slot's own
+// memory when the slot store lends it (no copy into the slot after),
+// else p when it is a whole block, else a pooled buffer; done gives a
+// pooled buffer back.
+func (s *Store) loadBuffer(e *entry, p []byte) (buf []byte, done func()) {
+	if d, ok := s.slots.(directSlots); ok {
+		return d.buffer(e.slot), func() {}
+	}
+	if len(p) == s.bs {
+		return p, func() {}
+	}
+	b := s.bufs.Get().(*[]byte)
+	return *b, func() { s.bufs.Put(b) }
 }
 
 func isContextErr(err error) bool {
@@ -129,31 +158,38 @@ func isContextErr(err error) bool {
 }
 
 // newLoadLocked creates a loading entry for n in slot, pinned by its
-// loader.
+// loader, which holds its dmu until finishLoad: the slot is the loader's
+// alone meanwhile (it may read from below straight into the slot's
+// memory), so a writer of the block waits for the load to end; readers
+// wait for loaded.
 func (s *Store) newLoadLocked(n uint64, slot int, spec bool) *entry {
 	e := &entry{n: n, slot: slot, state: stLoading, hidx: -1, pins: 1, loaded: make(chan struct{}), spec: spec}
+	e.dmu.Lock() // a fresh mutex: never blocks
 	s.entries[n] = e
 	return e
 }
 
-// finishLoad ends a load: the data (read into buf) becomes the clean
-// contents, unless a writer got there first, or the entry is dropped if
-// the read failed.
-func (s *Store) finishLoad(e *entry, buf []byte, err error) {
-	e.dmu.Lock()
+// finishLoad ends a load (dmu held, released on return): the data, read
+// into buf (the slot's own memory if the slot store lends it), becomes
+// the clean contents, or the entry is dropped if the read failed.
+func (s *Store) finishLoad(e *entry, buf []byte, tag string, err error) {
 	defer e.dmu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// Only holders of dmu change a loading entry's state, so it is stable
-	// while we fill the slot without mu.
+	// Writers wait for the load, so the entry is still loading.
 	if e.state == stLoading && !e.dead && err == nil {
 		zero := blockstore.IsZero(buf)
-		data := buf
-		if zero {
-			data = nil
-		}
 		s.mu.Unlock()
-		ferr := s.slots.Fill(e.slot, e.n, data)
+		var ferr error
+		if d, ok := s.slots.(directSlots); ok {
+			d.filled(e.slot, zero)
+		} else {
+			data := buf
+			if zero {
+				data = nil
+			}
+			ferr = s.slots.Fill(e.slot, e.n, data, tag)
+		}
 		s.mu.Lock()
 		if ferr == nil {
 			e.zero = zero
@@ -290,11 +326,15 @@ func (s *Store) popPrefetchLocked() {
 	}
 }
 
-// load runs a read-ahead or prefetch load on a worker.
+// load runs a read-ahead or prefetch load on a worker, into the slot's
+// memory if the slot store lends it, else into the worker's buffer.
 func (s *Store) load(e *entry, buf []byte) {
-	err := s.lower.ReadBlock(s.ctx, e.n, buf)
+	if d, ok := s.slots.(directSlots); ok {
+		buf = d.buffer(e.slot)
+	}
+	tag, err := s.readBelow(s.ctx, e.n, buf)
 	if err != nil && s.ctx.Err() == nil {
 		s.log.Debug("block cache: read-ahead failed", "block", e.n, "err", err)
 	}
-	s.finishLoad(e, buf, err)
+	s.finishLoad(e, buf, tag, err)
 }

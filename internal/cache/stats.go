@@ -12,6 +12,8 @@ type counters struct {
 	uploads      uint64
 	uploadErrors uint64
 	expired      uint64
+	verified     uint64
+	mismatch     uint64
 }
 
 // Stats are the cache's counters (s3backer's block_cache_* stats and a few
@@ -43,8 +45,9 @@ type Stats struct {
 	UploadErrors uint64
 	// Expired counts clean blocks evicted by Timeout.
 	Expired uint64
-	// Verified and Mismatch are s3backer's cache-file verification
-	// counters; always 0 until a persistent slot store exists.
+	// Verified counts recovered clean blocks found unchanged below on
+	// their first read; Mismatch those found changed (replaced by the
+	// data below). s3backer's cache-file verification counters.
 	Verified uint64
 	Mismatch uint64
 }
@@ -81,5 +84,7 @@ func (s *Store) Stats() Stats {
 		Uploads:      s.st.uploads,
 		UploadErrors: s.st.uploadErrors,
 		Expired:      s.st.expired,
+		Verified:     s.st.verified,
+		Mismatch:     s.st.mismatch,
 	}
 }

@@ -59,9 +59,22 @@ func (s *Store) awaitUploads(ctx context.Context, w *flushWait) error {
 // write puts data (nil: zeroes) into block n's slot and makes it dirty;
 // with w, w waits for its upload.
 func (s *Store) write(ctx context.Context, n uint64, data []byte, w *flushWait) error {
+	return s.update(ctx, n, false, w, func(e *entry, _ bool) (bool, error) {
+		return data == nil, s.slots.Write(e.slot, n, data)
+	})
+}
+
+// update changes block n's slot with put and makes the block dirty; with
+// w, w waits for its upload. put runs holding the entry's dmu, stores the
+// new contents in the slot and says whether they are now all zeroes;
+// fresh says the entry is new (its slot holds nothing yet). A load of the
+// block in progress is waited for. part says put changes only part of the
+// block, so the rest must be current first: a block recovered from a cache
+// file is verified, and put fetches a block not in the cache from below.
+func (s *Store) update(ctx context.Context, n uint64, part bool, w *flushWait, put func(e *entry, fresh bool) (zero bool, err error)) error {
 	for {
 		s.mu.Lock()
-		e, fresh, reserved, err := s.claimLocked(ctx, n)
+		e, fresh, reserved, err := s.claimLocked(ctx, n, part)
 		s.mu.Unlock()
 		if err != nil {
 			return err
@@ -79,7 +92,7 @@ func (s *Store) write(ctx context.Context, n uint64, data []byte, w *flushWait) 
 			s.mu.Unlock()
 			continue
 		}
-		err = s.slots.Write(e.slot, n, data)
+		zero, err := put(e, fresh)
 		s.mu.Lock()
 		if err != nil {
 			err = fmt.Errorf("block cache: storing block %d: %w", n, err)
@@ -97,7 +110,7 @@ func (s *Store) write(ctx context.Context, n uint64, data []byte, w *flushWait) 
 			// A dirty slot keeps whatever the slot store made of it: a
 			// persistent Slots must not lose the old data on failure.
 		} else {
-			s.commitWriteLocked(e, data == nil, reserved, w)
+			s.commitWriteLocked(e, zero, reserved, w)
 		}
 		s.unpinLocked(e)
 		s.mu.Unlock()
@@ -107,10 +120,11 @@ func (s *Store) write(ctx context.Context, n uint64, data []byte, w *flushWait) 
 }
 
 // claimLocked finds or creates block n's entry for a write, waiting for a
-// slot, the dirty budget, or a bulk zero of n to end. The entry comes back
-// pinned; a fresh one (stNew) with dmu locked. reserved says a unit of
-// dirty budget was taken for it.
-func (s *Store) claimLocked(ctx context.Context, n uint64) (e *entry, fresh, reserved bool, err error) {
+// slot, the dirty budget, a bulk zero or a load of n to end — and, for a
+// part write, for a recovered copy of n to be verified.
+// The entry comes back pinned; a fresh one (stNew) with dmu locked.
+// reserved says a unit of dirty budget was taken for it.
+func (s *Store) claimLocked(ctx context.Context, n uint64, part bool) (e *entry, fresh, reserved bool, err error) {
 	for {
 		if s.closed {
 			return nil, false, false, ErrClosed
@@ -122,7 +136,22 @@ func (s *Store) claimLocked(ctx context.Context, n uint64) (e *entry, fresh, res
 			continue
 		}
 		e = s.entries[n]
-		becomesDirty := e == nil || e.state == stClean || e.state == stLoading
+		switch {
+		case e != nil && e.state == stLoading:
+			// The loader owns the slot (newLoadLocked); and a part
+			// write needs the rest of the block anyway.
+			e.pins++
+			err := s.waitLocked(ctx, e.loaded)
+			s.unpinLocked(e)
+			if err != nil {
+				return nil, false, false, err
+			}
+			continue
+		case part && e != nil && e.state == stClean && e.verify:
+			s.verifyLocked(ctx, e)
+			continue
+		}
+		becomesDirty := e == nil || e.state == stClean
 		if becomesDirty && s.maxDirty > 0 && s.dirty >= s.maxDirty {
 			if err := s.waitSpaceLocked(ctx); err != nil {
 				return nil, false, false, err
@@ -166,6 +195,7 @@ func (s *Store) commitWriteLocked(e *entry, zero, reserved bool, w *flushWait) {
 	s.seq++
 	e.wseq = s.seq
 	e.zero = zero
+	e.verify = false // a whole new block (or a part of a verified one)
 	switch e.state {
 	case stNew, stLoading, stClean:
 		if e.state == stClean {
@@ -204,6 +234,8 @@ func (s *Store) ZeroBlocks(ctx context.Context, blocks []uint64) error {
 	}
 	op := &zeroOp{done: make(chan struct{})}
 	var through, cached []uint64
+	inval, _ := s.slots.(Invalidator)
+	var evicted []*entry // pinned until their slots' entries are invalidated
 	s.mu.Lock()
 	for {
 		if s.closed {
@@ -230,6 +262,10 @@ func (s *Store) ZeroBlocks(ctx context.Context, blocks []uint64) error {
 		}
 		e := s.entries[n]
 		if e != nil && e.state == stClean && e.pins == 0 {
+			if inval != nil {
+				e.pins++ // the slot stays ours until Invalidate
+				evicted = append(evicted, e)
+			}
 			s.evictLocked(e)
 			e = nil
 		}
@@ -242,7 +278,24 @@ func (s *Store) ZeroBlocks(ctx context.Context, blocks []uint64) error {
 	}
 	s.mu.Unlock()
 
-	err := s.zeroBelow(ctx, through)
+	// A persistent slot store must forget the evicted blocks before they
+	// change below, or a restart could bring their old data back.
+	var err error
+	for _, e := range evicted {
+		if ierr := inval.Invalidate(e.slot); ierr != nil && err == nil {
+			err = fmt.Errorf("block cache: forgetting block %d: %w", e.n, ierr)
+		}
+	}
+	if len(evicted) > 0 {
+		s.mu.Lock()
+		for _, e := range evicted {
+			s.unpinLocked(e)
+		}
+		s.mu.Unlock()
+	}
+	if err == nil {
+		err = s.zeroBelow(ctx, through)
+	}
 	s.mu.Lock()
 	for _, n := range through {
 		delete(s.zeroing, n)

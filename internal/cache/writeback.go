@@ -278,10 +278,11 @@ func (s *Store) upload(e *entry, buf []byte) {
 		data = buf
 	}
 	e.dmu.RUnlock()
+	var tag string
 	if err != nil {
 		err = fmt.Errorf("reading the cached copy: %w", err)
 	} else {
-		err = s.lower.WriteBlock(s.ctx, e.n, data)
+		tag, err = s.writeBelow(s.ctx, e.n, data)
 	}
 	if err == nil {
 		// Record the clean state while no writer can slip in between.
@@ -290,7 +291,7 @@ func (s *Store) upload(e *entry, buf []byte) {
 		same := e.wseq == up
 		s.mu.Unlock()
 		if same {
-			if cerr := s.slots.Clean(e.slot, e.n); cerr != nil {
+			if cerr := s.slots.Clean(e.slot, e.n, tag); cerr != nil {
 				s.log.Error("block cache: cannot record a written-back block as clean", "block", e.n, "err", cerr)
 			}
 		}

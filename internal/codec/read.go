@@ -31,9 +31,32 @@ func (s *Store) ReadBlock(ctx context.Context, n uint64, buf []byte) error {
 // read is ReadBlock telling a missing object (found false, buf untouched)
 // from a stored one.
 func (s *Store) read(ctx context.Context, n uint64, buf []byte) (found bool, err error) {
+	found, _, err = s.readOpt(ctx, n, buf, backend.GetOptions{})
+	return found, err
+}
+
+// readOpt is read with conditions (tag.go), also returning the object's
+// ETag. A condition that holds is an error wrapping backend.ErrNotModified.
+//
+// On a disk that stores blocks as they are (s.direct) the GET lands in
+// buf itself, saving a block copy per read: the cache hands its slot's
+// memory down, so the body is copied once, from the socket. An object
+// that turns out larger than a block is fetched again into an object
+// buffer, and one that turns out encoded is decoded from a copy; either
+// way it is not what this disk writes. On error buf may hold anything.
+func (s *Store) readOpt(ctx context.Context, n uint64, buf []byte, opt backend.GetOptions) (found bool, etag string, err error) {
 	key := s.names.Name(n)
-	a := s.bufs.get()
-	defer s.bufs.put(a)
+	var a *[]byte // the object buffer, unless reading into buf
+	defer func() {
+		if a != nil {
+			s.bufs.put(a)
+		}
+	}()
+	dst := buf
+	if !s.direct {
+		a = s.bufs.get()
+		dst = *a
+	}
 	var (
 		got  int
 		info backend.Info
@@ -50,44 +73,51 @@ func (s *Store) read(ctx context.Context, n uint64, buf []byte) (found bool, err
 		if s.opt.VerifyETag {
 			t = md5sum.Expect()
 		}
-		got, info, err = s.b.Get(ctx, key, *a, backend.GetOptions{})
+		got, info, err = s.b.Get(ctx, key, dst, opt)
 		if err != nil {
 			t.Cancel()
+			if errors.Is(err, backend.ErrTooLarge) && a == nil {
+				a = s.bufs.get()
+				dst = *a
+				attempt--
+				continue
+			}
 			break
 		}
-		if etagErr = s.checkETag((*a)[:got], info.ETag, t); etagErr == nil || attempt == etagAttempts {
+		if etagErr = s.checkETag(dst[:got], info.ETag, t); etagErr == nil || attempt == etagAttempts {
 			break
 		}
 		s.log.Warn("block does not match its ETag; reading it again", "block", n, "key", key, "attempt", attempt)
 	}
 	switch {
 	case errors.Is(err, backend.ErrNotFound):
-		return false, nil
+		return false, "", nil
 	case errors.Is(err, backend.ErrTooLarge):
 		// Larger than any encoding of a block can be (s3backer refuses
 		// these too): not ours, or damaged.
-		return true, fmt.Errorf("read block %d (%s): object larger than %d bytes, the most a %d-byte block can be stored as (%v): %w",
-			n, key, len(*a), len(buf), err, blockstore.ErrCorrupt)
+		return true, "", fmt.Errorf("read block %d (%s): object larger than %d bytes, the most a %d-byte block can be stored as (%v): %w",
+			n, key, len(dst), len(buf), err, blockstore.ErrCorrupt)
 	case err != nil:
-		return true, fmt.Errorf("read block %d: %w", n, err)
+		return true, "", fmt.Errorf("read block %d: %w", n, err)
 	}
-	body := (*a)[:got]
+	body := dst[:got]
 	if etagErr != nil {
-		return true, fmt.Errorf("read block %d (%s): %w", n, key, etagErr)
+		return true, "", fmt.Errorf("read block %d (%s): %w", n, key, etagErr)
 	}
 	if err := s.decode(n, body, info.Meta, buf); err != nil {
 		// Refusals (wrong password, tampering, damage) are logged here,
 		// where block and cause are known: upper layers see only EIO.
 		s.log.Error("refusing to read block", "block", n, "key", key, "err", err)
-		return true, fmt.Errorf("read block %d (%s): %w", n, key, err)
+		return true, "", fmt.Errorf("read block %d (%s): %w", n, key, err)
 	}
-	return true, nil
+	return true, info.ETag, nil
 }
 
 // decode turns the object body of block n into the block in buf, undoing
 // its Content-Encoding (or --defaultContentEncoding when it has none). On
-// error buf is untouched. body's array, up to its capacity (an object
-// buffer's size), is scratch space.
+// error buf is untouched, unless body is buf. body's array, up to its
+// capacity (an object buffer's size), is scratch space; or body is buf
+// itself (a direct read), and then a plain block is already in place.
 func (s *Store) decode(n uint64, body []byte, meta backend.Meta, buf []byte) error {
 	ce := meta.ContentEncoding
 	if strings.TrimSpace(ce) == "" {
@@ -101,6 +131,13 @@ func (s *Store) decode(n uint64, body []byte, meta backend.Meta, buf []byte) err
 	}
 	out := body
 	if len(tokens) > 0 {
+		if len(body) > 0 && &body[0] == &buf[0] {
+			// Read into buf, but encoded after all: buf must not be
+			// the decoders' scratch space.
+			c := s.bufs.get()
+			defer s.bufs.put(c)
+			body = (*c)[:copy(*c, body)]
+		}
 		b := s.bufs.get()
 		defer s.bufs.put(b)
 		var err error
@@ -115,6 +152,8 @@ func (s *Store) decode(n uint64, body []byte, meta backend.Meta, buf []byte) err
 		}
 		return fmt.Errorf("%s %d bytes, block size is %d: %w", what, len(out), len(buf), blockstore.ErrCorrupt)
 	}
-	copy(buf, out)
+	if len(out) > 0 && &out[0] != &buf[0] {
+		copy(buf, out)
+	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/bits"
+	"strings"
 	"sync/atomic"
 
 	"github.com/s3backer-go/s3backer/internal/aead"
@@ -72,12 +73,16 @@ type Options struct {
 // It deliberately does not implement blockstore.Prober: telling presence
 // costs a HEAD per block, which the zero layer above answers for free.
 type Store struct {
-	b       backend.Backend
-	opt     Options
-	names   blockkey.Namer
-	chain   chain
-	bufs    *bufPool
-	log     *slog.Logger
+	b     backend.Backend
+	opt   Options
+	names blockkey.Namer
+	chain chain
+	bufs  *bufPool
+	log   *slog.Logger
+	// direct: blocks are written as they are and read as they are
+	// unless an object says otherwise, so reads land in the caller's
+	// buffer (readOpt).
+	direct  bool
 	threads int
 
 	etagNoted atomic.Bool // the first non-MD5 ETag was logged
@@ -124,6 +129,7 @@ func New(b backend.Backend, opt Options) (*Store, error) {
 		names:   blockkey.Namer{Prefix: opt.Prefix, HashPrefix: opt.HashPrefix, NumBlocks: opt.NumBlocks},
 		chain:   ch,
 		bufs:    newBufPool(maxObjectSize(opt.BlockSize) + gcmExtra(opt)),
+		direct:  len(ch.write) == 0 && strings.TrimSpace(opt.DefaultContentEncoding) == "",
 		log:     log,
 		threads: threads,
 	}, nil

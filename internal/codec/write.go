@@ -21,18 +21,25 @@ const (
 // as s3backer does: the bucket holds only non-zero blocks. Block 0 carries
 // the disk geometry for auto-detection (Detect).
 func (s *Store) WriteBlock(ctx context.Context, n uint64, data []byte) error {
+	_, err := s.WriteBlockTag(ctx, n, data)
+	return err
+}
+
+// WriteBlockTag is WriteBlock returning the object's new ETag ("" for a
+// zero block, which is deleted): blockstore.Tagger.
+func (s *Store) WriteBlockTag(ctx context.Context, n uint64, data []byte) (string, error) {
 	if err := blockstore.CheckBlock(s, n, data); err != nil {
-		return err
+		return "", err
 	}
 	key := s.names.Name(n)
 	if data == nil || blockstore.IsZero(data) {
 		if err := s.b.Delete(ctx, key); err != nil {
-			return fmt.Errorf("zero block %d: %w", n, err)
+			return "", fmt.Errorf("zero block %d: %w", n, err)
 		}
-		return nil
+		return "", nil
 	}
 	if err := s.storeNewKey(ctx); err != nil {
-		return fmt.Errorf("write block %d: %w", n, err)
+		return "", fmt.Errorf("write block %d: %w", n, err)
 	}
 	meta := backend.Meta{ContentType: blockContentType}
 	if n == 0 {
@@ -50,15 +57,16 @@ func (s *Store) WriteBlock(ctx context.Context, n uint64, data []byte) error {
 	}
 	body, err := s.chain.encode(n, data, &meta, scratch)
 	if err != nil {
-		return fmt.Errorf("write block %d: encode: %w", n, err)
+		return "", fmt.Errorf("write block %d: encode: %w", n, err)
 	}
 	if len(body) > s.bufs.size {
 		// Cannot happen with zlib's and zstd's worst cases; s3backer (and
 		// this program) would refuse to read it back.
-		return fmt.Errorf("write block %d: encoded to %d bytes, more than the %d readers accept", n, len(body), s.bufs.size)
+		return "", fmt.Errorf("write block %d: encoded to %d bytes, more than the %d readers accept", n, len(body), s.bufs.size)
 	}
-	if _, err := s.b.Put(ctx, key, body, meta); err != nil {
-		return fmt.Errorf("write block %d: %w", n, err)
+	etag, err := s.b.Put(ctx, key, body, meta)
+	if err != nil {
+		return "", fmt.Errorf("write block %d: %w", n, err)
 	}
-	return nil
+	return etag, nil
 }

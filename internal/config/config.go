@@ -155,6 +155,7 @@ type Config struct {
 	// Statistics and logging.
 	StatsFileMirror         string
 	StatsFileMirrorInterval time.Duration
+	MetricsListen           string // s3backer-go's own: host:port of /metrics
 	Debug                   bool
 	DebugHTTP               bool
 	Quiet                   bool

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"math"
+	"net"
 	"strings"
 	"time"
 )
@@ -348,6 +349,15 @@ var flagTable = []Flag{
 		func(c *Config) *string { return &c.StatsFileMirror }),
 	millisFlag("statsFileMirrorInterval", "1000", groupLog, "Period of --statsFileMirror",
 		func(c *Config) *time.Duration { return &c.StatsFileMirrorInterval }),
+	{Name: "metricsListen", Kind: KindValue, Type: TypeString, Arg: "ADDR", Scope: ScopeAll, Group: groupLog,
+		Help: "Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, e.g. 127.0.0.1:9350); s3backer-go's own",
+		set: func(c *Config, v string, _ bool) error {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return fmt.Errorf("want HOST:PORT: %w", err)
+			}
+			c.MetricsListen = v
+			return nil
+		}},
 	boolFlag("debug", ScopeAll, groupLog, "Log debug messages (-d implies it)",
 		func(c *Config) *bool { return &c.Debug }),
 	boolFlag("debug-http", ScopeAll, groupLog, "Log HTTP request and response headers to standard error",

@@ -103,10 +103,12 @@ func TestFlagTable(t *testing.T) {
 		statsFileMirrorInterval storageClass ssl cacert insecure compress compress-level encrypt keyLength
 		password passwordFile test test-errors test-delays test-discard timeout directIO sharedDiskMode
 		ipTOS configFile nbd nbd-flag nbd-param help version`)
-	if len(want) != len(flagTable) {
-		t.Errorf("table has %d flags, s3backer %d", len(flagTable), len(want))
+	// s3backer-go's own flags.
+	ours := []string{"metricsListen"}
+	if len(want)+len(ours) != len(flagTable) {
+		t.Errorf("table has %d flags, s3backer %d and s3backer-go %d more", len(flagTable), len(want), len(ours))
 	}
-	for _, n := range want {
+	for _, n := range append(want, ours...) {
 		if _, ok := LookupFlag(n); !ok {
 			t.Errorf("--%s missing", n)
 		}

@@ -63,3 +63,43 @@ func ParseParams(params [][2]string) (*Config, error) {
 	}
 	return p.run(toks)
 }
+
+// NBDKitParams returns the nbdkit plugin parameters equivalent to an
+// s3backer --nbd command line (args without the program name, already
+// accepted by Parse), as s3backer's wrapper builds them: each
+// --flag[=value] becomes s3b_flag=value (=true without a value) except the
+// --nbd flags themselves; -d becomes s3b_debug=true and -f is dropped; a
+// config file is passed by name, so the plugin reads it itself and secrets
+// in it stay off nbdkit's command line; the bucket operand, when given on
+// the command line, becomes bucket=BUCKET (last, as s3backer puts it).
+func NBDKitParams(args []string) []string {
+	var params, operands []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			operands = append(operands, args[i+1:]...)
+			i = len(args)
+		case a == "-f":
+		case a == "-d":
+			params = append(params, PluginParamPrefix+"debug=true")
+		case strings.HasPrefix(a, "--"):
+			name, value, hasValue := strings.Cut(a[2:], "=")
+			if f := lookup(name); f != nil && f.Scope == ScopeNBD {
+				continue
+			}
+			if !hasValue {
+				value = "true"
+			}
+			params = append(params, PluginParamPrefix+name+"="+value)
+		default:
+			operands = append(operands, a)
+		}
+	}
+	// Both operands on the command line: BUCKET TARGET. With one, the
+	// bucket comes from a config file, which the plugin reads.
+	if len(operands) == 2 {
+		params = append(params, "bucket="+operands[0])
+	}
+	return params
+}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -75,5 +76,57 @@ func TestParseParams(t *testing.T) {
 	_, err = ParseParams([][2]string{{"s3b_", "x"}, {"bucket", "b"}})
 	if err != nil {
 		t.Error(err)
+	}
+}
+
+// TestNBDKitParams: the plugin, given the parameters the --nbd wrapper
+// builds, ends up with the same disk configuration as the command line.
+func TestNBDKitParams(t *testing.T) {
+	dir := t.TempDir()
+	conf := writeFile(t, dir, "disk.conf", "--size=2g\n--accessKey=secret\nconfbucket\n")
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--nbd", "-f", "--test", "--size=1g", "--blockSize=64k", "--readOnly", "--nbd-flag=--filter=exitlast",
+			"--nbd-param=foo=bar", "dir/sub", "nbd+unix:///?socket=/s"},
+			[]string{"s3b_test=true", "s3b_size=1g", "s3b_blockSize=64k", "s3b_readOnly=true", "bucket=dir/sub"}},
+		{[]string{"--nbd", "-d", "--compress", "--encrypt=aes-256-cbc", "--password=pw", "--baseURL=http://127.0.0.1:1/",
+			"--force=true", "--", "-bucket/pre", "/dev/nbd0"},
+			[]string{"s3b_debug=true", "s3b_compress=true", "s3b_encrypt=aes-256-cbc", "s3b_password=pw",
+				"s3b_baseURL=http://127.0.0.1:1/", "s3b_force=true", "bucket=-bucket/pre"}},
+		// The bucket from a config file: the file is passed, not its contents.
+		{[]string{"--nbd", "--configFile=" + conf, "--nbd-param=x=y", "/dev/nbd1"},
+			[]string{"s3b_configFile=" + conf}},
+	}
+	for _, tt := range tests {
+		got := NBDKitParams(tt.args)
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%q:\n got %q\nwant %q", tt.args, got, tt.want)
+			continue
+		}
+		cli, err := Parse(tt.args)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.args, err)
+		}
+		var kv [][2]string
+		for _, p := range got {
+			k, v, _ := strings.Cut(p, "=")
+			kv = append(kv, [2]string{k, v})
+		}
+		plug, err := ParseParams(kv)
+		if err != nil {
+			t.Fatalf("%q: plugin: %v", got, err)
+		}
+		// What the disk is made of must agree; the mode fields differ by
+		// design.
+		disk := func(c *Config) string {
+			return fmt.Sprintf("bucket=%q prefix=%q test=%v size=%d bs=%d ro=%v force=%v debug=%v compress=%q encrypt=%q pw=%q key=%q url=%q ra=%d",
+				c.Bucket, c.Prefix, c.Test, c.Size, c.BlockSize, c.ReadOnly, c.Force, c.Debug, c.Compress, c.Encrypt,
+				c.Password, c.AccessKey, c.BaseURL, c.ReadAhead)
+		}
+		if disk(cli) != disk(plug) {
+			t.Errorf("%q:\ncommand line %s\n      plugin %s", tt.args, disk(cli), disk(plug))
+		}
 	}
 }

@@ -23,6 +23,14 @@ var implemented = map[string]bool{
 	"help":       true, "version": true,
 	"-f": true, "-d": true,
 
+	// FUSE mode (issue 7): the disk file, the stats file, -s, and -o
+	// mount options (checked by the FUSE front end, which knows them).
+	"filename": true, "statsFilename": true, "fileMode": true, "directIO": true,
+	"-s": true, "-o": true,
+
+	// --nbd through nbdkit and the plugin (issue 7).
+	"nbd-flag": true, "nbd-param": true,
+
 	// S3 (issue 3).
 	"accessFile": true, "accessId": true, "accessKey": true, "accessKeyEnv": true,
 	"accessEC2IAM": true, "accessEC2IAM-IMDSv2": true, "accessType": true, "authVersion": true,
@@ -35,10 +43,18 @@ var implemented = map[string]bool{
 	"erase": true, "reset-mounted-flag": true,
 	"debug-http": true, "defaultContentEncoding": true, "sharedDiskMode": true,
 
-	// Block cache in memory (issue 5; the cache file is still to come).
+	// Statistics and metrics (issue 8).
+	"statsFileMirror": true, "statsFileMirrorInterval": true, "metricsListen": true,
+
+	// Block cache (issue 5), in memory or in a cache file.
 	"blockCacheSize": true, "blockCacheThreads": true, "blockCacheWriteDelay": true,
 	"blockCacheMaxDirty": true, "blockCacheSync": true, "blockCacheTimeout": true,
 	"blockCacheNumProtected": true, "readAhead": true, "readAheadTrigger": true,
+	"blockCacheFile": true, "blockCacheRecoverDirtyBlocks": true, "blockCacheNoVerify": true,
+	"blockCacheFileAdvise": true,
+
+	// Eventual-consistency protection, the MD5 cache (issue 5).
+	"md5CacheSize": true, "md5CacheTime": true, "minWriteDelay": true,
 
 	// Compression and encryption (issue 4).
 	"compress": true, "compress-level": true,

@@ -12,14 +12,18 @@ import (
 
 	"github.com/s3backer-go/s3backer/internal/backend"
 	"github.com/s3backer-go/s3backer/internal/backend/dir"
+	"github.com/s3backer-go/s3backer/internal/backend/metered"
 	"github.com/s3backer-go/s3backer/internal/backend/retry"
 	"github.com/s3backer-go/s3backer/internal/backend/s3"
 	"github.com/s3backer-go/s3backer/internal/blockstore"
 	"github.com/s3backer-go/s3backer/internal/cache"
+	"github.com/s3backer-go/s3backer/internal/cache/cachefile"
 	"github.com/s3backer-go/s3backer/internal/codec"
 	"github.com/s3backer-go/s3backer/internal/config"
+	"github.com/s3backer-go/s3backer/internal/ecprotect"
 	"github.com/s3backer-go/s3backer/internal/exitcode"
 	"github.com/s3backer-go/s3backer/internal/mounttoken"
+	"github.com/s3backer-go/s3backer/internal/stats"
 	"github.com/s3backer-go/s3backer/internal/volume"
 	"github.com/s3backer-go/s3backer/internal/zero"
 )
@@ -27,13 +31,18 @@ import (
 // Disk is the open storage stack every front end serves:
 //
 //	volume -> zero (known-zero blocks, survey) -> cache -> codec -> retry -> s3
+//	(with --md5CacheSize: ... -> cache -> ecprotect -> codec -> ...)
 //	volume -> zero -> cache -> dir                                  (--test)
 type Disk struct {
 	Volume *volume.Volume
 	Zero   *zero.Store // nil with --sharedDiskMode
 	lease  *mounttoken.Lease
 	log    *slog.Logger
+	stats  *stats.Registry
 }
+
+// Stats is the disk's statistics (the stats file, its mirror, metrics).
+func (d *Disk) Stats() *stats.Registry { return d.stats }
 
 // Options are what the stack needs beyond the configuration.
 type Options struct {
@@ -42,12 +51,21 @@ type Options struct {
 	// never waits for the network.
 	Password []byte
 	Logger   *slog.Logger
+	// Stats receives the counters of every layer (nil: Open makes one).
+	Stats *stats.Registry
 }
 
 // OpenBackend connects to the bucket and checks, with one request, that
 // it exists and the credentials work, so a bad start fails with one clear
 // line instead of a stream of retries.
 func OpenBackend(ctx context.Context, cfg *config.Config, log *slog.Logger) (backend.Backend, error) {
+	return openBackend(ctx, cfg, log, stats.New())
+}
+
+// openBackend is OpenBackend counting into reg: every request, retries
+// included (s3backer's http_* counters count each HTTP request), so the
+// meter sits under the retries.
+func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *stats.Registry) (backend.Backend, error) {
 	opt, err := s3.OptionsFromConfig(cfg)
 	if err != nil {
 		return nil, exitcode.UsageError{Err: err}
@@ -60,11 +78,14 @@ func OpenBackend(ctx context.Context, cfg *config.Config, log *slog.Logger) (bac
 	if err := b.CheckBucket(ctx); err != nil {
 		return nil, err
 	}
-	return retry.New(b, retry.Options{
+	m := metered.New(b, &reg.S3, metered.Options{HTTPStatus: s3.HTTPStatus, IsTimeout: s3.IsTimeout})
+	r := retry.New(m, retry.Options{
 		InitialPause: cfg.InitialRetryPause,
 		MaxPause:     cfg.MaxRetryPause,
 		Logger:       log,
-	}), nil
+	})
+	reg.Watch(stats.Sources{Retry: r.Stats})
+	return r, nil
 }
 
 // detectGeometry reads size and block size from block 0 (unless disabled)
@@ -127,7 +148,10 @@ func OpenStore(ctx context.Context, cfg *config.Config, opt Options) (blockstore
 		})
 		return st, nil, err
 	}
-	b, err := OpenBackend(ctx, cfg, log)
+	if opt.Stats == nil {
+		opt.Stats = stats.New()
+	}
+	b, err := openBackend(ctx, cfg, log, opt.Stats)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -152,28 +176,83 @@ func OpenStore(ctx context.Context, cfg *config.Config, opt Options) (blockstore
 }
 
 // Open builds the whole stack and takes the 'already mounted' flag.
-func Open(ctx context.Context, cfg *config.Config, opt Options) (*Disk, error) {
+func Open(ctx context.Context, cfg *config.Config, opt Options) (_ *Disk, err error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := opt.Logger
+	if opt.Stats == nil {
+		opt.Stats = stats.New()
+	}
 	st, b, err := OpenStore(ctx, cfg, opt)
 	if err != nil {
 		return nil, err
 	}
-	d := &Disk{log: log}
+	d := &Disk{log: log, stats: opt.Stats}
+	d.stats.SetListBlocks(cfg.ListBlocks)
+
+	// One way out on failure: everything opened so far is closed, and
+	// the flag is cleared — unless it was taken over from a crashed run,
+	// whose blocks the cache file still holds.
+	var cf *cachefile.File
+	var plan cachefile.Plan
+	defer func() {
+		if err == nil {
+			return
+		}
+		if cf != nil {
+			_ = cf.Close()
+		}
+		_ = st.Close()
+		if d.lease != nil && plan.Accept == 0 {
+			_ = d.lease.Release(ctx)
+		}
+	}()
+
+	// The cache file is opened before the flag is taken: the token it
+	// recorded lets a restart after a crash take the flag over.
+	if cfg.BlockCacheFile != "" && cfg.BlockCacheSize > 0 && !cfg.SharedDiskMode {
+		if cf, plan, err = openCacheFile(ctx, cfg, b, log); err != nil {
+			return nil, err
+		}
+	}
 	if b != nil {
 		d.lease, err = mounttoken.Acquire(ctx, b, cfg.Prefix, mounttoken.AcquireOptions{
 			Bucket:   cfg.Bucket,
 			Force:    cfg.Force,
 			ReadOnly: cfg.ReadOnly,
 			Shared:   cfg.SharedDiskMode,
+			Accept:   plan.Accept,
+			Token:    plan.Token,
 			Logger:   log,
 		})
 		if err != nil {
-			_ = st.Close()
 			return nil, err
 		}
+	}
+	if cf != nil {
+		if err := startCacheFile(cf, cfg, d.lease); err != nil {
+			return nil, err
+		}
+	}
+	// Eventual-consistency protection (--md5CacheSize and friends), off
+	// unless asked for, directly above the codec and below the cache as
+	// in s3backer. Config validation turns it off with --readOnly and
+	// --sharedDiskMode.
+	if cfg.MD5CacheSize > 0 || cfg.MD5CacheTime > 0 || cfg.MinWriteDelay > 0 {
+		ec, err := ecprotect.New(st, ecprotect.Options{
+			Size:              cfg.MD5CacheSize,
+			Time:              cfg.MD5CacheTime,
+			MinWriteDelay:     cfg.MinWriteDelay,
+			InitialRetryPause: cfg.InitialRetryPause,
+			MaxRetryPause:     cfg.MaxRetryPause,
+			Logger:            log,
+		})
+		if err != nil {
+			return nil, exitcode.UsageError{Err: err}
+		}
+		st = ec
+		d.stats.Extra(ecprotectStats(ec))
 	}
 	// With --sharedDiskMode other hosts write the same blocks: nothing
 	// may be remembered about them, so neither the cache nor the zero
@@ -190,23 +269,39 @@ func Open(ctx context.Context, cfg *config.Config, opt Options) (*Disk, error) {
 			NumProtected:     uint64(cfg.BlockCacheNumProtected),
 			ReadAhead:        cfg.ReadAhead,
 			ReadAheadTrigger: cfg.ReadAheadTrigger,
+			Slots:            cacheSlots(cf),
+			NoVerify:         cfg.BlockCacheNoVerify,
 			Logger:           log,
 		})
 		if err != nil {
-			_ = st.Close()
-			if d.lease != nil {
-				_ = d.lease.Release(ctx)
-			}
 			return nil, exitcode.UsageError{Err: err}
 		}
 		top = c
+		d.stats.Watch(stats.Sources{Cache: c.Stats})
 	}
 	if !cfg.SharedDiskMode {
 		d.Zero = zero.New(top, zero.Options{Survey: cfg.ListBlocks, Logger: log})
 		top = d.Zero
+		d.stats.Watch(stats.Sources{Zero: d.Zero.Stats})
 	}
 	d.Volume = volume.New(top, volume.Options{ReadOnly: cfg.ReadOnly})
 	return d, nil
+}
+
+// ecprotectStats renders the MD5 cache's counters under s3backer's names.
+func ecprotectStats(ec *ecprotect.Store) func() []stats.Line {
+	return func() []stats.Line {
+		s := ec.Stats()
+		return []stats.Line{
+			{Name: "md5_cache_current_size", Value: fmt.Sprint(s.Entries)},
+			{Name: "md5_cache_data_hits", Value: fmt.Sprint(s.ZeroHits)},
+			{Name: "md5_cache_full_delays", Value: fmt.Sprintf("%.3f sec", s.FullWait.Seconds())},
+			{Name: "md5_cache_write_delays", Value: fmt.Sprintf("%.3f sec", s.WriteWait.Seconds())},
+			{Name: "md5_cache_verified", Value: fmt.Sprint(s.Verified)},
+			{Name: "md5_cache_stale_reads", Value: fmt.Sprint(s.StaleReads)},
+			{Name: "md5_cache_stale_give_ups", Value: fmt.Sprint(s.GiveUps)},
+		}
+	}
 }
 
 // Close flushes everything, closes the stack and, only if all data is

@@ -16,7 +16,15 @@ type AcquireOptions struct {
 	Force    bool   // --force: warn and take over a flag that is set
 	ReadOnly bool   // --readOnly: check, but write nothing
 	Shared   bool   // --sharedDiskMode: write Shared; other Shared mounts are fine
-	Logger   *slog.Logger
+	// Accept is the token a cache file (--blockCacheFile) recorded: a flag
+	// holding it was left by this cache file's mount when it crashed, and
+	// is taken over without Force (s3backer does the same). 0: none.
+	Accept uint32
+	// Token is the token to write (0: a new random one). A cache file
+	// chooses it so that it can record it before the flag is set; after a
+	// crash it is the accepted one, so the flag never changes.
+	Token  uint32
+	Logger *slog.Logger
 }
 
 // Lease is a mount's hold on the flag, from Acquire to Release.
@@ -53,7 +61,12 @@ func Acquire(ctx context.Context, b backend.Backend, prefix string, opt AcquireO
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", l.where, err)
 	}
-	if present && !(opt.Shared && f.Token == Shared) {
+	accepted := present && !opt.Shared && opt.Accept != 0 && f.Token == opt.Accept
+	if accepted {
+		l.log.Info("the mount flag holds the token of this cache file: its mount stopped without clearing it; taking over",
+			"where", l.where, "token", fmt.Sprintf("0x%08x", f.Token))
+	}
+	if present && !(opt.Shared && f.Token == Shared) && !accepted {
 		e := &AlreadyMountedError{Where: l.where, Flag: f, Shared: f.Token == Shared}
 		if !opt.Force {
 			return nil, e
@@ -65,6 +78,9 @@ func Acquire(ctx context.Context, b backend.Backend, prefix string, opt AcquireO
 	}
 
 	l.token = NewToken()
+	if opt.Token != 0 && opt.Token != Shared {
+		l.token = opt.Token
+	}
 	if opt.Shared {
 		l.token = Shared
 	}

@@ -66,6 +66,8 @@ type Options struct {
 	WriteTimeout time.Duration
 	// Logger receives connection-level events; nil discards them.
 	Logger *slog.Logger
+	// Observer counts sessions and requests; nil counts nothing.
+	Observer Observer
 }
 
 // withDefaults returns opt with zero fields defaulted and out-of-range
@@ -92,6 +94,9 @@ func (opt Options) withDefaults() Options {
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Observer == nil {
+		opt.Observer = nopObserver{}
 	}
 	return opt
 }

@@ -184,10 +184,12 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, negotiate func(*con
 	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
+	s.opt.Observer.ConnectionOpened()
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		s.opt.Observer.ConnectionClosed()
 	}()
 
 	// Cancelling ctx stops the connection gracefully. The callback's

@@ -214,6 +214,7 @@ func (c *conn) serve(r *request) {
 	defer c.release(r)
 	dev, ctx, off, n := c.srv.dev, c.dctx, int64(r.offset), int64(r.length)
 	var err error
+	defer func() { c.srv.opt.Observer.RequestDone(cmdName(r.typ), r.length, err != nil) }()
 	switch r.typ {
 	case cmdRead:
 		if n == 0 {

@@ -1,5 +1,6 @@
 // Package volume turns a block store into a byte-addressed disk: partial
-// blocks are read-modify-written, zeroing and trimming whole blocks become
+// blocks are written as parts (blockstore.PartWriter: in place in a cache)
+// or read-modify-written, zeroing and trimming whole blocks become
 // block deletes, and requests spanning many blocks run in parallel. Every
 // front end (NBD, FUSE, the nbdkit plugin) serves a Volume.
 package volume
@@ -19,6 +20,9 @@ import (
 // Volume is safe for concurrent use.
 type Volume struct {
 	store     blockstore.Store
+	parts     blockstore.PartReader // store, if it reads parts of blocks
+	partW     blockstore.PartWriter // store, if it writes parts of blocks
+	zeros     []byte                // a block of zeroes, for zeroing parts through partW
 	blockSize int64
 	size      int64
 	readOnly  bool
@@ -55,6 +59,17 @@ func New(s blockstore.Store, opt Options) *Volume {
 		size:      int64(bs) * int64(s.NumBlocks()),
 		readOnly:  opt.ReadOnly,
 		parallel:  opt.Parallel,
+	}
+	// Reads of part of a block go to a PartReader as they are: from a
+	// cache, 4 KiB of a 256 KiB block is then one 4 KiB copy, not a
+	// whole-block copy into a scratch buffer and a second copy out.
+	v.parts, _ = s.(blockstore.PartReader)
+	// Writes of part of a block go to a PartWriter likewise: a cache hit
+	// copies only the part into the cached block, instead of the whole
+	// block being read out, changed and written back.
+	v.partW, _ = s.(blockstore.PartWriter)
+	if v.partW != nil && !opt.ReadOnly {
+		v.zeros = make([]byte, bs)
 	}
 	v.bufs.New = func() any { b := make([]byte, bs); return &b }
 	return v
@@ -134,6 +149,9 @@ func (v *Volume) ReadAt(ctx context.Context, p []byte, off int64) error {
 		if sp.complete {
 			return v.store.ReadBlock(ctx, sp.block, dst)
 		}
+		if v.parts != nil {
+			return v.parts.ReadPart(ctx, sp.block, int(sp.inBlock), dst)
+		}
 		buf := v.getBuf()
 		defer v.putBuf(buf)
 		if err := v.store.ReadBlock(ctx, sp.block, *buf); err != nil {
@@ -144,21 +162,33 @@ func (v *Volume) ReadAt(ctx context.Context, p []byte, off int64) error {
 	})
 }
 
-// update applies change to one block under its write lock: directly for a
-// whole block, by read-modify-write for a part.
-func (v *Volume) update(ctx context.Context, sp span, whole []byte, change func(block []byte)) error {
+// update writes src (nil: zeroes) as the span of one block, under the
+// block's write lock: a whole block directly; a part through the store's
+// PartWriter, or else by read-modify-write of the whole block.
+func (v *Volume) update(ctx context.Context, sp span, src []byte) error {
 	mu := &v.locks[sp.block%lockStripes]
 	mu.Lock()
 	defer mu.Unlock()
 	if sp.complete {
-		return v.store.WriteBlock(ctx, sp.block, whole)
+		return v.store.WriteBlock(ctx, sp.block, src)
+	}
+	if v.partW != nil {
+		if src == nil {
+			src = v.zeros[:sp.length]
+		}
+		return v.partW.WritePart(ctx, sp.block, int(sp.inBlock), src)
 	}
 	buf := v.getBuf()
 	defer v.putBuf(buf)
 	if err := v.store.ReadBlock(ctx, sp.block, *buf); err != nil {
 		return err
 	}
-	change((*buf)[sp.inBlock : sp.inBlock+sp.length])
+	part := (*buf)[sp.inBlock : sp.inBlock+sp.length]
+	if src == nil {
+		clear(part)
+	} else {
+		copy(part, src)
+	}
 	return v.store.WriteBlock(ctx, sp.block, *buf)
 }
 
@@ -171,8 +201,7 @@ func (v *Volume) WriteAt(ctx context.Context, p []byte, off int64, fua bool) err
 		return err
 	}
 	err := v.forEach(ctx, off, int64(len(p)), func(ctx context.Context, sp span) error {
-		src := p[sp.inReq : sp.inReq+sp.length]
-		return v.update(ctx, sp, src, func(b []byte) { copy(b, src) })
+		return v.update(ctx, sp, p[sp.inReq:sp.inReq+sp.length])
 	})
 	if err == nil && fua {
 		err = v.Flush(ctx)
@@ -226,7 +255,7 @@ func (v *Volume) zero(ctx context.Context, off, length int64) error {
 // zeroEach zeroes a range block by block (read-modify-write for parts).
 func (v *Volume) zeroEach(ctx context.Context, off, length int64) error {
 	return v.forEach(ctx, off, length, func(ctx context.Context, sp span) error {
-		return v.update(ctx, sp, nil, func(b []byte) { clear(b) })
+		return v.update(ctx, sp, nil)
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,11 +19,34 @@ const bs = 512
 
 var ctx = context.Background()
 
-// Random unaligned reads, writes and zeroes must match a plain byte slice.
+// Random unaligned reads, writes and zeroes must match a plain byte slice,
+// over a store that reads only whole blocks and over one that reads parts.
 func TestMatchesReference(t *testing.T) {
+	t.Run("blocks", func(t *testing.T) {
+		store := memstore.New(bs, 32)
+		matchesReference(t, store, store)
+	})
+	t.Run("parts", func(t *testing.T) {
+		store := memstore.New(bs, 32)
+		ps := &partStore{Store: store}
+		matchesReference(t, ps, store)
+		if ps.parts.Load() == 0 {
+			t.Fatal("no partial read used ReadPart")
+		}
+	})
+	t.Run("part writes", func(t *testing.T) {
+		store := memstore.New(bs, 32)
+		pw := &partWriteStore{partStore: &partStore{Store: store}}
+		matchesReference(t, pw, store)
+		if pw.writes.Load() == 0 || pw.zeroes.Load() == 0 {
+			t.Fatalf("%d partial writes and %d partial zeroes used WritePart", pw.writes.Load(), pw.zeroes.Load())
+		}
+	})
+}
+
+func matchesReference(t *testing.T, s blockstore.Store, store *memstore.Store) {
 	const nblocks = 32
-	store := memstore.New(bs, nblocks)
-	v := New(store, Options{Parallel: 4})
+	v := New(s, Options{Parallel: 4})
 	ref := make([]byte, bs*nblocks)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 2000; i++ {
@@ -83,9 +107,20 @@ func TestPartialZeroingDeletesBlock(t *testing.T) {
 }
 
 // Many writers hitting disjoint bytes of the same blocks: every update must
-// survive the read-modify-write cycles.
+// survive the read-modify-write cycles, also through a PartWriter that
+// does not order its own writers of a block (the volume must).
 func TestConcurrentPartialWritesLoseNothing(t *testing.T) {
-	store := memstore.New(bs, 2)
+	t.Run("blocks", func(t *testing.T) { concurrentPartialWrites(t, memstore.New(bs, 2)) })
+	t.Run("parts", func(t *testing.T) {
+		pw := &partWriteStore{partStore: &partStore{Store: memstore.New(bs, 2)}}
+		concurrentPartialWrites(t, pw)
+		if pw.writes.Load() == 0 {
+			t.Fatal("no partial write used WritePart")
+		}
+	})
+}
+
+func concurrentPartialWrites(t *testing.T, store blockstore.Store) {
 	v := New(store, Options{})
 	var wg sync.WaitGroup
 	for w := 0; w < 2*bs; w += 8 {
@@ -302,4 +337,95 @@ func TestBulkZeroSerialisesWithPartialWrites(t *testing.T) {
 			}
 		}
 	}
+}
+
+// partStore reads parts of blocks, counting them, and fails a read of
+// a whole block that is asked for as a part (the volume must use
+// ReadBlock for those).
+type partStore struct {
+	*memstore.Store
+	parts, blocks atomic.Int64
+}
+
+func (p *partStore) ReadBlock(ctx context.Context, n uint64, buf []byte) error {
+	p.blocks.Add(1)
+	return p.Store.ReadBlock(ctx, n, buf)
+}
+
+func (p *partStore) ReadPart(ctx context.Context, n uint64, off int, b []byte) error {
+	if err := blockstore.CheckPart(p, n, off, b); err != nil {
+		return err
+	}
+	if len(b) == p.BlockSize() {
+		return errors.New("a whole block read as a part")
+	}
+	p.parts.Add(1)
+	buf := make([]byte, p.BlockSize())
+	if err := p.Store.ReadBlock(ctx, n, buf); err != nil {
+		return err
+	}
+	copy(b, buf[off:])
+	return nil
+}
+
+// TestPartialReadsUseReadPart: a read inside one block is one ReadPart,
+// a read spanning blocks is ReadParts for its partial ends and ReadBlocks
+// for the whole blocks between, and writes still read whole blocks.
+func TestPartialReadsUseReadPart(t *testing.T) {
+	store := memstore.New(bs, 8)
+	ps := &partStore{Store: store}
+	v := New(ps, Options{})
+	data := bytes.Repeat([]byte{7}, 8*bs)
+	if err := v.WriteAt(ctx, data, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 100)
+	if err := v.ReadAt(ctx, p, bs+10); err != nil || !bytes.Equal(p, data[:100]) {
+		t.Fatalf("read inside a block: %v", err)
+	}
+	if parts, blocks := ps.parts.Load(), ps.blocks.Load(); parts != 1 || blocks != 0 {
+		t.Fatalf("read inside a block: %d part reads, %d block reads; want 1, 0", parts, blocks)
+	}
+	p = make([]byte, 3*bs)
+	if err := v.ReadAt(ctx, p, bs/2); err != nil || !bytes.Equal(p, data[:3*bs]) {
+		t.Fatalf("read across blocks: %v", err)
+	}
+	if parts, blocks := ps.parts.Load(), ps.blocks.Load(); parts != 3 || blocks != 2 {
+		t.Fatalf("after a read across blocks: %d part reads, %d block reads; want 3, 2", parts, blocks)
+	}
+	if err := v.WriteAt(ctx, []byte{1, 2, 3}, 5, false); err != nil {
+		t.Fatal(err)
+	}
+	if parts, blocks := ps.parts.Load(), ps.blocks.Load(); parts != 3 || blocks != 3 {
+		t.Fatalf("after a partial write: %d part reads, %d block reads; want 3, 3 (read-modify-write reads the block)", parts, blocks)
+	}
+}
+
+// partWriteStore also writes parts, counting them (partial zeroes apart),
+// by an unguarded read-modify-write: racing writers of one block would
+// lose updates unless the volume orders them.
+type partWriteStore struct {
+	*partStore
+	writes, zeroes atomic.Int64
+}
+
+func (p *partWriteStore) WritePart(ctx context.Context, n uint64, off int, b []byte) error {
+	if err := blockstore.CheckPart(p, n, off, b); err != nil {
+		return err
+	}
+	if len(b) == p.BlockSize() {
+		return errors.New("a whole block written as a part")
+	}
+	if blockstore.IsZero(b) {
+		p.zeroes.Add(1)
+	} else {
+		p.writes.Add(1)
+	}
+	buf := make([]byte, p.BlockSize())
+	if err := p.Store.ReadBlock(ctx, n, buf); err != nil {
+		return err
+	}
+	runtime.Gosched() // widen the window a racing writer would need
+	copy(buf[off:], b)
+	return p.Store.WriteBlock(ctx, n, buf)
 }

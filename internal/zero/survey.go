@@ -37,6 +37,7 @@ type survey struct {
 	done    chan struct{}
 	err     error       // written before done is closed
 	settled atomic.Bool // completed and applied to the bitmap
+	reports atomic.Uint64
 }
 
 func (s *Store) startSurvey(want bool) {
@@ -63,7 +64,7 @@ func (s *Store) runSurvey(ctx context.Context, sv blockstore.Surveyor) error {
 	start := time.Now()
 	n := s.NumBlocks()
 	reported := newBitSet(n)
-	var count atomic.Uint64
+	count := &s.survey.reports
 	err := sv.Survey(ctx, func(b uint64) {
 		if b < n { // a block beyond the disk is none of ours
 			reported.add(b)

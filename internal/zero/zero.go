@@ -40,12 +40,16 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Store is a blockstore.Store, Prober and BulkZeroer; safe for concurrent
-// use. A Prefetcher below is passed through.
+// Store is a blockstore.Store, Prober, BulkZeroer, PartReader and
+// PartWriter; safe for concurrent use. A Prefetcher below is passed through.
 type Store struct {
 	lower  blockstore.Store
 	log    *slog.Logger
 	states *stateMap
+
+	partLower blockstore.PartReader // lower, if it reads parts of blocks
+	partWrite blockstore.PartWriter // lower, if it writes parts of blocks
+	bufs      blockBufs
 
 	stripes [numStripes]stripe
 	survey  survey
@@ -73,6 +77,8 @@ func New(lower blockstore.Store, opt Options) *Store {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{lower: lower, log: log, states: newStateMap(lower.NumBlocks())}
+	s.partLower, _ = lower.(blockstore.PartReader)
+	s.partWrite, _ = lower.(blockstore.PartWriter)
 	s.startSurvey(opt.Survey)
 	return s
 }

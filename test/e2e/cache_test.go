@@ -70,13 +70,13 @@ for b in range(3):
 	select {
 	case err := <-s.done:
 		if err == nil {
-			t.Fatalf("exit 0 although nothing could be written back:\n%s", s.logs)
+			t.Fatalf("exit 0 although nothing could be written back:\n%s", s.logText())
 		}
 	case <-time.After(60 * time.Second):
-		t.Fatalf("no exit after SIGTERM with S3 unreachable:\n%s", s.logs)
+		t.Fatalf("no exit after SIGTERM with S3 unreachable:\n%s", s.logText())
 	}
-	if !strings.Contains(s.logs.String(), "3 blocks not written back") {
-		t.Errorf("the log does not say how many blocks were lost:\n%s", s.logs)
+	if !strings.Contains(s.logText(), "3 blocks not written back") {
+		t.Errorf("the log does not say how many blocks were lost:\n%s", s.logText())
 	}
 	p.SetFaults(faultproxy.Faults{})
 	if !slices.Contains(bucketKeys(t, gw, bucket), "s3backer-mounted") {

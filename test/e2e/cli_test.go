@@ -24,7 +24,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"--nbd", "--test", "--size=64T", "--blockSize=512", dir, sock}, "2^32"},
 		{[]string{"--nbd", "--test", "--size=1M", "--fooBar", dir, sock}, "fooBar"},
 		{[]string{"--nbd", "--test", "--size=1M", dir}, "missing"},
-		{[]string{"--nbd", "--test", "--size=1M", "--blockCacheFile=/x", dir, sock}, "not supported yet"},
+		{[]string{"--nbd", "--test", "--size=1M", "--blockCacheFile=" + filepath.Join(dir, "nodir", "cache"), dir, sock}, "nodir"},
 		{[]string{"--nbd", "--test", dir, sock}, "size"},
 		{[]string{"--nbd", "--test", "--size=1M", filepath.Join(dir, "nope"), sock}, "nope"},
 		{[]string{"--nbd", "--test", "--size=1M", dir, "ftp://x"}, "ftp://x"},
@@ -33,7 +33,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"--nbd", "--size=1M", "--baseURL=http://127.0.0.1:1/", "--accessId=a", "--accessKey=b", "mybucket", sock}, "cannot reach"},
 		{[]string{"--nbd", "--size=1M", "--baseURL=ftp://127.0.0.1/", "mybucket", sock}, "baseURL"},
 		{[]string{"--nbd", "--size=1M", "--authVersion=aws2", "--baseURL=http://127.0.0.1:1/", "mybucket", sock}, "aws2"},
-		{[]string{"--test", "--size=1M", dir, t.TempDir()}, "not supported yet"},
+		{[]string{"--test", "--size=1M", dir, filepath.Join(dir, "nomount")}, "nomount"},
 	}
 	for _, c := range cases {
 		cmd := exec.Command(bin, c.args...)

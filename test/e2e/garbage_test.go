@@ -93,7 +93,7 @@ assert h.pread(10000, 5000) == d
 	wg.Wait()
 	run(t, "nbdsh", "-u", s.URI, "-c", `assert h.get_size() == 4 << 20`)
 	s.stop(syscall.SIGTERM)
-	if strings.Contains(s.logs.String(), "panic") {
-		t.Fatalf("server log mentions a panic:\n%s", s.logs)
+	if strings.Contains(s.logText(), "panic") {
+		t.Fatalf("server log mentions a panic:\n%s", s.logText())
 	}
 }

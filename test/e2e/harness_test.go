@@ -66,8 +66,17 @@ type server struct {
 	cmd  *exec.Cmd
 	URI  string
 	Dir  string
-	logs *bytes.Buffer
+	logs *bytes.Buffer // guarded by logMu while the process runs
 	done chan error
+
+	logMu sync.Mutex
+}
+
+// logText is the server's stderr so far.
+func (s *server) logText() string {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	return s.logs.String()
 }
 
 var servingRE = regexp.MustCompile(`msg=serving .*uri="?([^"\s]+)`)
@@ -114,14 +123,13 @@ func tryStart(t *testing.T, tcp bool, flags []string, bucket string) (*server, e
 	}
 	s := &server{t: t, cmd: cmd, logs: new(bytes.Buffer), done: make(chan error, 1)}
 	uri := make(chan string, 1)
-	var logMu sync.Mutex
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
-			logMu.Lock()
+			s.logMu.Lock()
 			s.logs.WriteString(line + "\n")
-			logMu.Unlock()
+			s.logMu.Unlock()
 			if m := servingRE.FindStringSubmatch(line); m != nil {
 				select {
 				case uri <- m[1]:
@@ -144,13 +152,11 @@ func tryStart(t *testing.T, tcp bool, flags []string, bucket string) (*server, e
 		if !ok {
 			err := <-s.done
 			s.done <- err
-			logMu.Lock()
-			defer logMu.Unlock()
-			return nil, fmt.Errorf("s3backer exited before serving (%v):\n%s", err, s.logs)
+			return nil, fmt.Errorf("s3backer exited before serving (%v):\n%s", err, s.logText())
 		}
 		s.URI = u
 	case <-time.After(60 * time.Second):
-		return nil, fmt.Errorf("s3backer did not start serving\n%s", s.logs)
+		return nil, fmt.Errorf("s3backer did not start serving\n%s", s.logText())
 	}
 	return s, nil
 }
@@ -171,10 +177,10 @@ func (s *server) stop(sig syscall.Signal) {
 	select {
 	case err := <-s.done:
 		if err != nil {
-			s.t.Fatalf("s3backer exited with %v after %v\n%s", err, sig, s.logs)
+			s.t.Fatalf("s3backer exited with %v after %v\n%s", err, sig, s.logText())
 		}
 	case <-time.After(60 * time.Second):
-		s.t.Fatalf("s3backer did not stop after %v\n%s", sig, s.logs)
+		s.t.Fatalf("s3backer did not stop after %v\n%s", sig, s.logText())
 	}
 }
 

@@ -115,7 +115,7 @@ func s3fKill(s *server) string {
 		_ = s.cmd.Process.Kill()
 		<-s.done
 	}
-	return s.logs.String()
+	return s.logText()
 }
 
 // s3fBlockData is the content TestS3RequestCounts writes to block b: never
@@ -249,8 +249,8 @@ h.flush()
 		s3fExpect(t, p, "zeroing and reading the zeroed disk", nil)
 
 		s.stop(syscall.SIGTERM)
-		if !strings.Contains(s.logs.String(), "survey of stored blocks complete") {
-			t.Errorf("no survey completion in the log:\n%s", s.logs)
+		if !strings.Contains(s.logText(), "survey of stored blocks complete") {
+			t.Errorf("no survey completion in the log:\n%s", s.logText())
 		}
 	})
 
@@ -551,7 +551,7 @@ func s3fWorkloadTest(t *testing.T, gw *versitygw.Server) {
 
 	// A clean stop, with faults off, must store everything and exit 0.
 	s.stop(syscall.SIGTERM)
-	logs := s.logs.String()
+	logs := s.logText()
 	t.Logf("server log: %d retries, %d give-ups", strings.Count(logs, "msg=retrying"), strings.Count(logs, `msg="giving up"`))
 	if strings.Count(logs, "msg=retrying") == 0 {
 		t.Error("no retry in the server log although faults were injected")

@@ -229,6 +229,22 @@ func Run(t *testing.T, h Harness) {
 			t.Fatalf("close: %v", err)
 		}
 	})
+	t.Run("PartReads", func(t *testing.T) {
+		s := newStore(t)
+		pr, ok := s.(blockstore.PartReader)
+		if !ok {
+			t.Skip("not a blockstore.PartReader")
+		}
+		runPartReads(t, s, pr)
+	})
+	t.Run("PartWrites", func(t *testing.T) {
+		s := h.New(t, testBlockSize, testNumBlocks)
+		if _, ok := s.(blockstore.PartWriter); !ok {
+			_ = s.Close()
+			t.Skip("not a blockstore.PartWriter")
+		}
+		runPartWrites(t, h, s)
+	})
 	t.Run("CanceledContext", func(t *testing.T) {
 		s := newStore(t)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -243,4 +259,46 @@ func Run(t *testing.T, h Harness) {
 		}
 		_ = s.ReadBlock(ctx, 6, buf)
 	})
+}
+
+// runPartReads checks ReadPart against ReadBlock: parts at the start, the
+// middle and the end of written, rewritten, zeroed and unwritten blocks,
+// and misuse.
+func runPartReads(t *testing.T, s blockstore.Store, pr blockstore.PartReader) {
+	bs := s.BlockSize()
+	parts := []struct{ off, n int }{{0, bs}, {0, 1}, {0, 100}, {bs / 2, 512}, {bs - 7, 7}, {bs, 0}, {1, bs - 1}}
+	check := func(n uint64, want []byte) {
+		t.Helper()
+		for _, pt := range parts {
+			p := bytes.Repeat([]byte{0xee}, pt.n) // stale bytes must be overwritten
+			if err := pr.ReadPart(context.Background(), n, pt.off, p); err != nil {
+				t.Fatalf("block %d: read %d bytes at %d: %v", n, pt.n, pt.off, err)
+			}
+			if !bytes.Equal(p, want[pt.off:pt.off+pt.n]) {
+				t.Fatalf("block %d: %d bytes at %d differ from the block's", n, pt.n, pt.off)
+			}
+		}
+	}
+	check(11, make([]byte, bs)) // never written
+	write(t, s, 11, pattern(bs, 11))
+	check(11, pattern(bs, 11))
+	write(t, s, 11, pattern(bs, 12))
+	check(11, pattern(bs, 12))
+	write(t, s, 11, nil)
+	check(11, make([]byte, bs))
+	// A part read first, then the whole block: both see the same data.
+	write(t, s, 12, pattern(bs, 13))
+	check(12, pattern(bs, 13))
+	if !bytes.Equal(read(t, s, 12), pattern(bs, 13)) {
+		t.Fatal("block 12 reads back different data after part reads")
+	}
+	for _, bad := range []struct {
+		n   uint64
+		off int
+		len int
+	}{{testNumBlocks, 0, 1}, {0, -1, 1}, {0, bs + 1, 0}, {0, 1, bs}, {0, 0, bs + 1}} {
+		if err := pr.ReadPart(context.Background(), bad.n, bad.off, make([]byte, bad.len)); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("block %d: read %d bytes at %d: %v, want EINVAL", bad.n, bad.len, bad.off, err)
+		}
+	}
 }

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# The FUSE front end beside our NBD path and the C s3backer's FUSE file
+# (Debian's 1.5.4), on one Versity S3 Gateway (posix backend, --keep-alive,
+# loopback), with the same block size and --blockCacheSize. Each run, in a
+# fresh bucket per program:
+#
+#   write  SIZE_MB MiB of random data, timed until durable.
+#          ours-fuse: dd bs=1M oflag=direct conv=notrunc,fsync into the
+#            FUSE file (fsync returns once every block is in S3);
+#          ours-fuse-loop: the same through a loop device on the file
+#            (losetup --direct-io=on), dd oflag=direct conv=fsync;
+#          ours-nbd: nbdcopy --flush over a unix socket;
+#          c-fuse: dd bs=1M oflag=direct into its file, fusermount -u,
+#            until its process exits (1.5.4 ignores fsync and writes back
+#            at unmount; umount returns first).
+#   read   cold (a fresh process, empty cache): dd bs=1M iflag=direct to
+#          /dev/null (through the loop device for ours-fuse-loop), nbdcopy
+#          to null: for ours-nbd.
+#
+# CPU seconds per GiB are the s3backer process's own (user+system from
+# /proc/PID/stat; for the C write, which ends with the process, from
+# /usr/bin/time). Prints every run, then the medians of RUNS runs and the
+# ratios the issue asks for (ours-fuse against c-fuse and ours-nbd).
+#
+#   bench/fuse.sh                             # 512 MiB, 256k blocks, 3 runs
+#   RUNS=1 SIZE_MB=256 BS=1M bench/fuse.sh
+#   PATHS="ours-fuse c-fuse" S3B_FLAGS=--readAhead=16 bench/fuse.sh   # flags for ours only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SIZE_MB=${SIZE_MB:-512}
+RUNS=${RUNS:-3}
+BS=${BS:-256k}
+CACHE=${CACHE:-1000}
+PATHS=${PATHS:-ours-fuse ours-fuse-loop ours-nbd c-fuse}
+BIN=${S3BACKER_BIN:-bin/s3backer}
+CBIN=${C_S3BACKER:-/usr/bin/s3backer}
+TIME=/usr/bin/time
+VGW=${VERSITYGW:-$(command -v versitygw || echo "$(go env GOPATH)/bin/versitygw")}
+export PATH=/usr/bin:/usr/sbin:/sbin:$PATH
+# Loopback only: never let the SDK reach for instance metadata.
+export AWS_EC2_METADATA_DISABLED=true
+KEY=bench-access SECRET=bench-secret
+
+for tool in nbdcopy fusermount losetup curl dd; do
+	command -v $tool >/dev/null || { echo "bench: $tool missing (scripts/install-test-deps.sh)" >&2; exit 1; }
+done
+[ -x "$TIME" ] || { echo "bench: $TIME missing (apt-get install time)" >&2; exit 1; }
+[ -x "$CBIN" ] || { echo "bench: $CBIN missing (apt-get install s3backer)" >&2; exit 1; }
+[ -e /dev/fuse ] || { echo "bench: no /dev/fuse" >&2; exit 1; }
+[ -x "$VGW" ] || { echo "bench: versitygw missing (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)" >&2; exit 1; }
+[ -x "$BIN" ] || make build >/dev/null
+
+work=$(mktemp -d /var/tmp/s3b-fusebench.XXXXXX)
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+gw_pid="" pid="" tpid="" loop="" mnt=$work/mnt
+cleanup() {
+	if [ -n "$loop" ]; then losetup -d "$loop" 2>/dev/null || true; fi
+	if mountpoint -q "$mnt" 2>/dev/null; then umount -l "$mnt" 2>/dev/null || true; fi
+	for p in "$pid" "$tpid" "$gw_pid"; do [ -z "$p" ] || kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir "$mnt"
+
+head -c $((SIZE_MB << 20)) /dev/urandom >"$work/in.img"
+start_gateway
+S3=(--baseURL="$URL" --accessId="$KEY" --accessKey="$SECRET")
+sock=$work/nbd.sock
+uri="nbd+unix:///?socket=$sock"
+
+now() { date +%s.%N; }
+mbps() { awk -v mb="$SIZE_MB" -v s="$1" -v e="$2" 'BEGIN { printf "%.1f", mb * 1.048576 / (e - s) }'; }
+per_gib() { awk -v s="$1" -v mb="$SIZE_MB" 'BEGIN { printf "%.2f", s * 1024 / mb }'; }
+fail() { echo "bench: $1" >&2; [ -z "${2:-}" ] || cat "$2" >&2; exit 1; }
+
+# start PATH BUCKET FLAGS...: the program of PATH on the bucket; sets pid
+# (the s3backer process) and, for the C program, tpid (its time wrapper).
+start() {
+	local path=$1 bucket=$2; shift 2
+	case $path in
+	ours-fuse*)
+		# shellcheck disable=SC2086
+		"$BIN" -f "${S3[@]}" "$@" ${S3B_FLAGS:-} "$bucket" "$mnt" 2>"$work/s.log" &
+		pid=$!
+		;;
+	ours-nbd)
+		rm -f "$sock"
+		# shellcheck disable=SC2086
+		"$BIN" --nbd -f "${S3[@]}" "$@" ${S3B_FLAGS:-} "$bucket" "$uri" 2>"$work/s.log" &
+		pid=$!
+		;;
+	c-fuse)
+		"$TIME" -f "%U %S" -o "$work/ctime" "$CBIN" -f "${S3[@]}" "$@" "$bucket" "$mnt" >"$work/s.log" 2>&1 &
+		tpid=$! pid=""
+		;;
+	esac
+	for _ in $(seq 1500); do
+		if [ "$path" = c-fuse ] && [ -z "$pid" ]; then
+			pid=$(awk '{ print $1 }' "/proc/$tpid/task/$tpid/children" 2>/dev/null || true)
+		fi
+		case $path in
+		ours-nbd) [ -S "$sock" ] && return 0 ;;
+		*) [ -n "$pid" ] && [ -e "$mnt/file" ] && return 0 ;;
+		esac
+		kill -0 "${tpid:-$pid}" 2>/dev/null || break
+		sleep 0.02
+	done
+	fail "$path did not start:" "$work/s.log"
+}
+
+# stop PATH: a clean stop (flush, clear the flag); for the C program the
+# CPU seconds of its whole life in c_total.
+stop() {
+	case $1 in
+	c-fuse)
+		fusermount -u "$mnt"
+		wait "$tpid" || fail "the C s3backer failed:" "$work/s.log"
+		c_total=$(awk 'END { printf "%.2f", $1 + $2 }' "$work/ctime")
+		tpid=""
+		;;
+	*)
+		kill "$pid"
+		wait "$pid" || fail "$1 failed:" "$work/s.log"
+		;;
+	esac
+	pid=""
+}
+
+# run_one PATH RUN: prints "WRITE_MBPS WRITE_CPU READ_MBPS READ_CPU".
+run_one() {
+	local path=$1 run=$2 bucket t0 t1 c0 w wc r rc
+	bucket=$path-$run
+	make_bucket "$bucket"
+	start "$path" "$bucket" --size="${SIZE_MB}M" --blockSize="$BS" --blockCacheSize="$CACHE"
+	c0=$(cpu "$pid") t0=$(now)
+	case $path in
+	ours-fuse) dd if="$work/in.img" of="$mnt/file" bs=1M oflag=direct conv=notrunc,fsync status=none ;;
+	ours-fuse-loop)
+		loop=$(losetup --find --show --direct-io=on "$mnt/file")
+		dd if="$work/in.img" of="$loop" bs=1M oflag=direct conv=fsync status=none
+		losetup -d "$loop"; loop=""
+		;;
+	ours-nbd) nbdcopy --flush "$work/in.img" "$uri" ;;
+	c-fuse) dd if="$work/in.img" of="$mnt/file" bs=1M oflag=direct conv=notrunc status=none ;;
+	esac
+	if [ "$path" = c-fuse ]; then
+		stop "$path"
+		t1=$(now)
+		w=$(mbps "$t0" "$t1") wc=$(per_gib "$(sub "$c_total" "$c0")")
+	else
+		t1=$(now)
+		w=$(mbps "$t0" "$t1") wc=$(per_gib "$(sub "$(cpu "$pid")" "$c0")")
+		stop "$path"
+	fi
+
+	start "$path" "$bucket" --size="${SIZE_MB}M" --blockSize="$BS" --blockCacheSize="$CACHE"
+	c0=$(cpu "$pid") t0=$(now)
+	case $path in
+	ours-fuse | c-fuse) dd if="$mnt/file" of=/dev/null bs=1M iflag=direct status=none ;;
+	ours-fuse-loop)
+		loop=$(losetup --find --show --direct-io=on --read-only "$mnt/file")
+		dd if="$loop" of=/dev/null bs=1M iflag=direct status=none
+		;;
+	ours-nbd) nbdcopy "$uri" null: ;;
+	esac
+	t1=$(now)
+	r=$(mbps "$t0" "$t1") rc=$(per_gib "$(sub "$(cpu "$pid")" "$c0")")
+	if [ -n "$loop" ]; then losetup -d "$loop"; loop=""; fi
+	stop "$path"
+	rm -rf "${work:?}/gw/$bucket"
+	echo "$w $wc $r $rc"
+}
+
+declare -A W WC R RC
+for i in $(seq "$RUNS"); do
+	for path in $PATHS; do
+		read -r w wc r rc < <(run_one "$path" "$i")
+		echo "run $i  $path  write $w MB/s ($wc CPU s/GiB)  read $r MB/s ($rc CPU s/GiB)"
+		W[$path]+="$w " WC[$path]+="$wc " R[$path]+="$r " RC[$path]+="$rc "
+	done
+done
+
+echo
+echo "| path | write MB/s | write CPU s/GiB | cold read MB/s | read CPU s/GiB |"
+echo "|---|---|---|---|---|"
+for path in $PATHS; do
+	# shellcheck disable=SC2086
+	echo "| $path | $(median ${W[$path]}) | $(median ${WC[$path]}) | $(median ${R[$path]}) | $(median ${RC[$path]}) |"
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f %%", 100 * a / b }'; }
+for other in c-fuse ours-nbd; do
+	[[ " $PATHS " == *" ours-fuse "* && " $PATHS " == *" $other "* ]] || continue
+	# shellcheck disable=SC2086
+	echo "| ours-fuse / $other | $(ratio "$(median ${W[ours-fuse]})" "$(median ${W[$other]})") | | $(ratio "$(median ${R[ours-fuse]})" "$(median ${R[$other]})") | |"
+done
+echo
+echo "($SIZE_MB MiB random data, --blockSize=$BS, --blockCacheSize=$CACHE, dd bs=1M direct, median of $RUNS runs, $(nproc) cores)"

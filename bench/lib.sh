@@ -1,0 +1,50 @@
+# Shared helpers of the bench scripts; source it after setting VGW (the
+# versitygw binary), KEY and SECRET (its credentials) and work (a temp dir
+# the script removes on exit).
+# shellcheck shell=bash disable=SC2154
+
+# start_gateway: a Versity S3 Gateway (posix backend in $work/gw,
+# --keep-alive: without it every request opens a connection and throughput
+# drops by a fifth) on a free loopback port, polled until it answers; with
+# GW_ACCESS_LOG set, it logs every request to that file. Sets port, URL and
+# gw_pid; its output goes to $work/gw.log.
+start_gateway() {
+	local try gwlog=()
+	if [ -n "${GW_ACCESS_LOG:-}" ]; then gwlog=(--access-log "$GW_ACCESS_LOG"); fi
+	mkdir -p "$work/gw"
+	for try in 1 2 3 4 5; do
+		port=$((20000 + RANDOM % 40000))
+		# Something answers there already: pick another.
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+		"$VGW" --access "$KEY" --secret "$SECRET" --port "127.0.0.1:$port" --keep-alive --quiet \
+			"${gwlog[@]}" posix "$work/gw" >"$work/gw.log" 2>&1 &
+		gw_pid=$!
+		for _ in $(seq 500); do
+			if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+				URL=http://127.0.0.1:$port/
+				return 0
+			fi
+			kill -0 "$gw_pid" 2>/dev/null || break
+			sleep 0.02
+		done
+		kill "$gw_pid" 2>/dev/null || true
+		wait "$gw_pid" 2>/dev/null || true
+		gw_pid=""
+	done
+	echo "bench: versitygw did not start (try $try):" >&2
+	cat "$work/gw.log" >&2
+	exit 1
+}
+
+# make_bucket NAME: a bucket on the gateway, with curl alone.
+make_bucket() {
+	curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user "$KEY:$SECRET" \
+		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X PUT "$URL$1" -o /dev/null
+}
+
+# median VALUES...: the median (the lower middle one of an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+# cpu PID: user+system CPU seconds of a running process.
+cpu() { sed 's/.*) //' "/proc/$1/stat" | awk '{ printf "%.2f", ($12 + $13) / 100 }'; }
+# sub A B: A - B.
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }

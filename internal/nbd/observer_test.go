@@ -1,0 +1,75 @@
+package nbd
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// chanObserver sends every event, so the test waits for them rather than
+// racing the deferred report after a reply.
+type chanObserver chan string
+
+func (o chanObserver) ConnectionOpened() { o <- "open" }
+func (o chanObserver) ConnectionClosed() { o <- "close" }
+func (o chanObserver) RequestDone(cmd string, length uint32, failed bool) {
+	if failed {
+		cmd += " failed"
+	}
+	o <- cmd + " " + strconv.FormatUint(uint64(length), 10)
+}
+
+func (o chanObserver) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case ev := <-o:
+		return ev
+	case <-time.After(testIOTimeout):
+		t.Fatal("no observer event")
+		return ""
+	}
+}
+
+func TestObserver(t *testing.T) {
+	obs := make(chanObserver, 16)
+	dev := newMemDevice(testSize)
+	opt := testOptions()
+	opt.Observer = obs
+	_, c, errc := pipeSession(t, dev, opt)
+	c.negotiate(true, true)
+	if ev := obs.next(t); ev != "open" {
+		t.Fatalf("first event %q", ev)
+	}
+	c.expectErrno(0, cmdWrite, 0, 4096, pattern(4096, 2), 0)
+	c.expectErrno(0, cmdRead, 0, 512, nil, 0)
+	c.expectErrno(0, cmdFlush, 0, 0, nil, 0)
+	dev.hook = func(_ context.Context, op string, _, _ int64) error {
+		if op == "trim" {
+			return errors.New("injected")
+		}
+		return nil
+	}
+	c.do(0, cmdTrim, 0, 4096, nil)
+	c.expectErrno(0, cmdRead, testSize, 512, nil, errInval) // invalid: never reaches the device
+	c.send(0, cmdDisc, 0, 0, 0, nil)
+	if err := waitErr(t, errc); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range 5 {
+		got = append(got, obs.next(t))
+	}
+	want := []string{"write 4096", "read 512", "flush 0", "trim failed 4096", "close"}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("events %q, want %q", got, want)
+		}
+	}
+	select {
+	case ev := <-obs:
+		t.Fatalf("extra event %q", ev)
+	default:
+	}
+}
