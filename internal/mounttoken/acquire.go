@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/s3backer-go/s3backer/internal/backend"
 )
@@ -23,9 +25,21 @@ type AcquireOptions struct {
 	// Token is the token to write (0: a new random one). A cache file
 	// chooses it so that it can record it before the flag is set; after a
 	// crash it is the accepted one, so the flag never changes.
-	Token  uint32
+	Token uint32
+	// Grace is how long a flag set by this host may take to disappear
+	// before the mount is refused (default StopGrace): a mount that was
+	// just unmounted may still be clearing it (FUSE's umount returns
+	// before the process has stopped), and a remount right after must
+	// not meet it. Negative: no grace.
+	Grace  time.Duration
 	Logger *slog.Logger
 }
+
+// StopGrace is the default AcquireOptions.Grace.
+const StopGrace = 2 * time.Second
+
+// graceStep is how often the flag is looked at again during the grace.
+const graceStep = 100 * time.Millisecond
 
 // Lease is a mount's hold on the flag, from Acquire to Release.
 type Lease struct {
@@ -60,6 +74,11 @@ func Acquire(ctx context.Context, b backend.Backend, prefix string, opt AcquireO
 	f, present, err := stat(ctx, b, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", l.where, err)
+	}
+	if present && !opt.Shared && f.Token != opt.Accept && sameHost(f) {
+		if f, present, err = awaitClear(ctx, b, prefix, opt.Grace); err != nil {
+			return nil, fmt.Errorf("%s: %w", l.where, err)
+		}
 	}
 	accepted := present && !opt.Shared && opt.Accept != 0 && f.Token == opt.Accept
 	if accepted {
@@ -152,4 +171,32 @@ func where(bucket, prefix string) string {
 		return bucket
 	}
 	return bucket + "/" + prefix
+}
+
+// sameHost: the flag was set by a mount on this machine.
+func sameHost(f Flag) bool {
+	host, err := os.Hostname()
+	return err == nil && f.Host != "" && f.Host == host
+}
+
+// awaitClear looks at the flag every graceStep until it is gone or grace
+// (0: StopGrace) has passed, and returns it as last seen.
+func awaitClear(ctx context.Context, b backend.Backend, prefix string, grace time.Duration) (Flag, bool, error) {
+	if grace == 0 {
+		grace = StopGrace
+	}
+	deadline := time.Now().Add(grace)
+	for {
+		f, present, err := stat(ctx, b, prefix)
+		if err != nil || !present || grace < 0 || !time.Now().Before(deadline) {
+			return f, present, err
+		}
+		t := time.NewTimer(graceStep)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return f, present, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
