@@ -1128,3 +1128,34 @@ func TestSlotFailures(t *testing.T) {
 		}
 	})
 }
+
+// The blocks of one large sequential read arrive out of order (the volume
+// reads them in parallel): read-ahead still starts, and the late blocks do
+// not reset the detection.
+func TestReadAheadReordered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLower(bs, 64)
+		c := newCache(t, l, Options{Size: 32, Threads: 8, WriteDelay: time.Second, ReadAhead: 4, ReadAheadTrigger: 2})
+		for _, n := range []uint64{10, 11, 13, 12, 15, 14} {
+			mustRead(t, c, n)
+		}
+		synctest.Wait()
+		for n := uint64(16); n <= 19; n++ {
+			if l.readsOfBlock(n) != 1 {
+				t.Fatalf("block %d not read ahead after reordered sequential reads", n)
+			}
+		}
+		if l.readsOfBlock(20) != 0 {
+			t.Fatal("read ahead too far")
+		}
+		// A random reader's short forward jump is not a run.
+		before := c.Stats().ReadAheads
+		for _, n := range []uint64{40, 45, 50} {
+			mustRead(t, c, n)
+		}
+		synctest.Wait()
+		if got := c.Stats().ReadAheads; got != before {
+			t.Fatalf("jumps of 5 blocks started %d read-aheads", got-before)
+		}
+	})
+}

@@ -213,23 +213,38 @@ func (s *Store) finishLoad(e *entry, buf []byte, tag string, err error) {
 	s.unpinLocked(e)
 }
 
-// noteReadLocked tracks sequential reads as s3backer does and wakes a
-// worker when read-ahead is due.
+// reorderWindow is how far out of order the blocks of a sequential
+// reader may arrive and still count as sequential: one large request is
+// split into blocks read in parallel (the volume fans them out), so block
+// n+2 may be noted before n+1. Without the window every such swap reset
+// the detection, and read-ahead rarely started.
+const reorderWindow = 16
+
+// noteReadLocked tracks sequential reads as s3backer does (a read of the
+// block after the last counts; readAheadTrigger of them start read-ahead),
+// tolerating reordering within reorderWindow once a run has begun (a
+// random reader's short jumps still reset it), and wakes a worker when
+// read-ahead is due.
 func (s *Store) noteReadLocked(n uint64) {
 	if s.readAhead == 0 {
 		return
 	}
 	switch {
-	case n == s.seqLast+1 && s.seqCount > 0:
-		s.seqCount++
-		if s.raCount > 0 {
-			s.raCount--
-		}
-	case n != s.seqLast || s.seqCount == 0:
+	case n > s.seqLast && (n == s.seqLast+1 && s.seqCount > 0 || n-s.seqLast <= reorderWindow && s.seqCount >= 2):
+		// The next block; or, once a run is established, a little
+		// further, past blocks still arriving. Count the distance:
+		// what was read ahead up to n is now behind.
+		adv := n - s.seqLast
+		s.seqCount += int(adv)
+		s.raCount = max(0, s.raCount-int(adv))
+		s.seqLast = n
+	case s.seqCount > 0 && n <= s.seqLast && s.seqLast-n < reorderWindow:
+		// A block of the same run arriving late, or read again.
+	default:
 		s.seqCount = 1
 		s.raCount = 0
+		s.seqLast = n
 	}
-	s.seqLast = n
 	if s.readAheadWantedLocked() {
 		s.kickLocked()
 	}
