@@ -94,15 +94,10 @@ head -c $((SIZE_MB << 20)) /dev/urandom >"$work/in.img"
 start_gateway
 S3=(--baseURL="$URL" --accessId="$KEY" --accessKey="$SECRET")
 
-now() { date +%s.%N; }
 # mbps START END [MIB]: MB/s (10^6 bytes) of MIB (default SIZE_MB) MiB.
-mbps() { awk -v mb="${3:-$SIZE_MB}" -v s="$1" -v e="$2" 'BEGIN { printf "%.1f", mb * 1.048576 / (e - s) }'; }
 # per_gib SECONDS: CPU seconds per GiB of SIZE_MB MiB.
-per_gib() { awk -v s="$1" -v mb="$SIZE_MB" 'BEGIN { printf "%.2f", s * 1024 / mb }'; }
-bytes() { case $1 in *k | *K) echo $((${1%?} << 10)) ;; *m | *M) echo $((${1%?} << 20)) ;; *) echo "$1" ;; esac; }
 # hwm PID: peak resident set size in MiB.
 hwm() { awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
-fail() { echo "bench: $1" >&2; [ -z "${2:-}" ] || cat "$2" >&2; exit 1; }
 
 sock=$work/nbd.sock
 uri="nbd+unix:///?socket=$sock"
@@ -266,12 +261,7 @@ done
 rss
 
 # m BS KEY: the median over the runs of KEY ("-" if never measured).
-m() {
-	local v
-	v=$(awk -v bs="$1" -v k="$2" '$1 == bs { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$work/result")
-	if [ -z "$v" ]; then echo -; else # shellcheck disable=SC2086
-		median $v; fi
-}
+m() { result_median "$work/result" "$1" "$2"; }
 # pct A B: A as a percentage of B.
 pct() { if [ "$1" = - ] || [ "$2" = - ]; then echo -; else awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f %%", 100 * a / b }'; fi; }
 # verdict OK: "met" or "NOT met".

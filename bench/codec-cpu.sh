@@ -194,12 +194,7 @@ for i in $(seq "$RUNS"); do
 done
 
 # m MODE KEY: the median over the runs of KEY ("-" if never measured).
-m() {
-	local v
-	v=$(awk -v mode="$1" -v k="$2" '$1 == mode { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$work/result")
-	if [ -z "$v" ]; then echo -; else # shellcheck disable=SC2086
-		median $v; fi
-}
+m() { result_median "$work/result" "$1" "$2"; }
 # pg SECONDS: per GiB of data.
 pg() { if [ "$1" = - ]; then echo -; else awk -v s="$1" -v mb="$DATA_MB" 'BEGIN { printf "%.2f", s * 1024 / mb }'; fi; }
 ratio() {

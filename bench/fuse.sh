@@ -71,10 +71,6 @@ S3=(--baseURL="$URL" --accessId="$KEY" --accessKey="$SECRET")
 sock=$work/nbd.sock
 uri="nbd+unix:///?socket=$sock"
 
-now() { date +%s.%N; }
-mbps() { awk -v mb="$SIZE_MB" -v s="$1" -v e="$2" 'BEGIN { printf "%.1f", mb * 1.048576 / (e - s) }'; }
-per_gib() { awk -v s="$1" -v mb="$SIZE_MB" 'BEGIN { printf "%.2f", s * 1024 / mb }'; }
-fail() { echo "bench: $1" >&2; [ -z "${2:-}" ] || cat "$2" >&2; exit 1; }
 
 # start PATH BUCKET FLAGS...: the program of PATH on the bucket; sets pid
 # (the s3backer process) and, for the C program, tpid (its time wrapper).

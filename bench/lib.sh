@@ -1,6 +1,6 @@
-# Shared helpers of the bench scripts; source it after setting VGW (the
+# Shared helpers of the bench scripts. The gateway helpers want VGW (the
 # versitygw binary), KEY and SECRET (its credentials) and work (a temp dir
-# the script removes on exit).
+# the script removes on exit) set before they are called.
 # shellcheck shell=bash disable=SC2154
 
 # start_gateway: a Versity S3 Gateway (posix backend in $work/gw,
@@ -48,3 +48,22 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int(
 cpu() { sed 's/.*) //' "/proc/$1/stat" | awk '{ printf "%.2f", ($12 + $13) / 100 }'; }
 # sub A B: A - B.
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
+
+# now: seconds since the epoch, with nanoseconds.
+now() { date +%s.%N; }
+# mbps START END [MB]: MB/s (10^6 bytes) of MB MiB (default $SIZE_MB) in END-START s.
+mbps() { awk -v mb="${3:-$SIZE_MB}" -v s="$1" -v e="$2" 'BEGIN { printf "%.1f", mb * 1.048576 / (e - s) }'; }
+# per_gib CPU_S: CPU seconds per GiB, for $SIZE_MB MiB moved.
+per_gib() { awk -v s="$1" -v mb="$SIZE_MB" 'BEGIN { printf "%.2f", s * 1024 / mb }'; }
+# bytes SIZE: 256k / 1M / plain bytes, in bytes.
+bytes() { case $1 in *k | *K) echo $((${1%?} << 10)) ;; *m | *M) echo $((${1%?} << 20)) ;; *) echo "$1" ;; esac; }
+# fail MSG [LOG]: stop with MSG, showing LOG.
+fail() { echo "bench: $1" >&2; [ -z "${2:-}" ] || cat "$2" >&2; exit 1; }
+# result_median FILE NAME KEY: the median over the lines of FILE that start
+# with NAME of their KEY=VALUE field ("-" if never measured).
+result_median() {
+	local v
+	v=$(awk -v name="$2" -v k="$3" '$1 == name { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$1")
+	if [ -z "$v" ]; then echo -; else # shellcheck disable=SC2086
+		median $v; fi
+}

@@ -28,12 +28,10 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 head -c $((SIZE_MB << 20)) /dev/urandom >"$work/in.img"
-
-now() { date +%s.%N; }
-mbps() { awk -v mb="$SIZE_MB" -v s="$1" -v e="$2" 'BEGIN { printf "%.1f", mb * 1.048576 / (e - s) }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 wait_socket() {
 	for _ in $(seq 500); do [ -S "$1" ] && return 0; sleep 0.02; done

@@ -64,9 +64,6 @@ trap cleanup EXIT
 go build -o "$work/s3ceiling" ./bench/s3ceiling
 head -c $((SIZE_MB << 20)) /dev/urandom >"$work/in.img"
 
-now() { date +%s.%N; }
-mbps() { awk -v mb="$SIZE_MB" -v s="$1" -v e="$2" 'BEGIN { printf "%.1f", mb * 1.048576 / (e - s) }'; }
-bytes() { case $1 in *k | *K) echo $((${1%?} << 10)) ;; *m | *M) echo $((${1%?} << 20)) ;; *) echo "$1" ;; esac; }
 # child_cpu FILE: CPU seconds of this shell's reaped children, from the
 # output of the `times` builtin (run it in this shell, not in $(...)).
 child_cpu() { awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] } printf "%.2f", t }' "$1"; }

@@ -50,8 +50,9 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 # col FILE DEV OP: the MB/s column of "dev run op MB/s seconds" lines.
 col() { awk -v d="$2" -v op="$3" '$1 == d && $3 == op { print $4 }' "$1"; }
 
