@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/s3backer-go/s3backer/internal/config"
 	"github.com/s3backer-go/s3backer/internal/daemon"
-	"github.com/s3backer-go/s3backer/internal/disk"
 	"github.com/s3backer-go/s3backer/internal/exitcode"
 	"github.com/s3backer-go/s3backer/internal/fusefs"
 	"github.com/s3backer-go/s3backer/internal/logging"
@@ -62,7 +60,7 @@ func serveFUSE(cfg *config.Config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	stopObserving, err := observe(cfg, d, stderr, log)
+	stopObserving, err := observe(cfg, d, stderr)
 	if err != nil {
 		return closeDisk(d, log, err)
 	}
@@ -134,17 +132,6 @@ func unmount(srv *fusefs.Server, log *slog.Logger) {
 	if err := srv.Abort(actx); err != nil {
 		log.Error("abort failed; flushing the disk with the file still in use", "err", err)
 	}
-}
-
-// closeDisk flushes and closes the disk and clears the flag.
-func closeDisk(d *disk.Disk, log *slog.Logger, cause error) error {
-	err := errors.Join(cause, d.Close(context.Background()))
-	if err != nil {
-		log.Error("stopped with errors", "err", err)
-		return err
-	}
-	log.Info("stopped cleanly")
-	return nil
 }
 
 // debugLog sends go-fuse's request log (-d) to our log.

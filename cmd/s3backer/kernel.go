@@ -51,7 +51,7 @@ func serveKernel(cfg *config.Config, device string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	stopObserving, err := observe(cfg, d, stderr, log)
+	stopObserving, err := observe(cfg, d, stderr)
 	if err != nil {
 		_ = d.Close(ctx)
 		return err

@@ -187,12 +187,7 @@ func serveNBDKit(cfg *config.Config, target nbdTarget, stderr io.Writer) error {
 	}
 	// nbdkit closes its connections, then the plugin flushes the disk and
 	// clears the 'already mounted' flag; it exits non-zero if that fails.
-	if err := errors.Join(deverr, k.stop()); err != nil {
-		log.Error("stopped with errors", "err", err)
-		return err
-	}
-	log.Info("stopped cleanly")
-	return nil
+	return logStop(log, errors.Join(deverr, k.stop()))
 }
 
 // nbdkitListener opens the socket nbdkit will serve: the target's (a

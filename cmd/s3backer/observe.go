@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -16,21 +15,20 @@ import (
 // the --listBlocks survey on stderr in the foreground. Every front end
 // calls it once the disk is open. The returned stop ends them all, after
 // a last write of the mirror; it is safe to call more than once.
-func observe(cfg *config.Config, d *disk.Disk, stderr io.Writer, log *slog.Logger) (stop func(), err error) {
+func observe(cfg *config.Config, d *disk.Disk, stderr io.Writer) (stop func(), err error) {
 	stopPublishing, err := d.Publish(cfg)
 	if err != nil {
 		return nil, err
 	}
-	stops := []func(){stopPublishing}
+	stopSurvey := func() {}
 	if d.Zero != nil && cfg.ListBlocks && !cfg.Quiet && !daemon.IsChild() {
-		stops = append(stops, showSurvey(d, stderr))
+		stopSurvey = showSurvey(d, stderr)
 	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			for i := len(stops) - 1; i >= 0; i-- {
-				stops[i]()
-			}
+			stopSurvey()
+			stopPublishing()
 		})
 	}, nil
 }

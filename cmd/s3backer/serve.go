@@ -47,7 +47,7 @@ func serveNBD(cfg *config.Config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	stopObserving, err := observe(cfg, d, stderr, log)
+	stopObserving, err := observe(cfg, d, stderr)
 	if err != nil {
 		_ = d.Close(ctx)
 		return err
@@ -120,7 +120,16 @@ func stop(srv *nbd.Server, d *disk.Disk, log *slog.Logger, serveErr error) error
 	if serr := srv.Shutdown(ctx); serr != nil {
 		log.Warn("clients did not finish in time", "err", serr)
 	}
-	err := errors.Join(serveErr, d.Close(context.Background()))
+	return closeDisk(d, log, serveErr)
+}
+
+// closeDisk flushes and closes the disk and clears the flag.
+func closeDisk(d *disk.Disk, log *slog.Logger, cause error) error {
+	return logStop(log, errors.Join(cause, d.Close(context.Background())))
+}
+
+// logStop logs how the stop went, the same for every mode, and returns err.
+func logStop(log *slog.Logger, err error) error {
 	if err != nil {
 		log.Error("stopped with errors", "err", err)
 		return err
