@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
@@ -15,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,19 +23,9 @@ import (
 
 // fuseMount is one running `s3backer -f ... BUCKET MOUNTPOINT` process.
 type fuseMount struct {
-	t    *testing.T
-	cmd  *exec.Cmd
+	*proc
 	Dir  string // the mount point
 	File string // the disk file
-	mu   sync.Mutex
-	logs bytes.Buffer
-	done chan error
-}
-
-func (m *fuseMount) output() string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.logs.String()
 }
 
 // needFUSE skips without the kernel's FUSE device (CI has it).
@@ -83,38 +71,23 @@ func tryStartFUSE(t *testing.T, flags []string, bucket, dir string) (*fuseMount,
 	args := append([]string{"-f"}, flags...)
 	cmd := exec.Command(bin, append(args, bucket, dir)...)
 	cmd.Env = testEnv(t)
-	stderr, err := cmd.StderrPipe()
+	mounted := make(chan struct{}, 1)
+	p, err := startProc(t, cmd, func(line string) {
+		if strings.Contains(line, "msg=mounted") {
+			select {
+			case mounted <- struct{}{}:
+			default:
+			}
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	m := &fuseMount{t: t, cmd: cmd, Dir: dir, File: filepath.Join(dir, "file"), done: make(chan error, 1)}
-	mounted := make(chan struct{}, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			m.mu.Lock()
-			m.logs.WriteString(sc.Text() + "\n")
-			m.mu.Unlock()
-			if strings.Contains(sc.Text(), "msg=mounted") {
-				select {
-				case mounted <- struct{}{}:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		m.done <- cmd.Wait()
-	}()
+	m := &fuseMount{proc: p, Dir: dir, File: filepath.Join(dir, "file")}
+	// Runs before startProc's kill (cleanups run last first).
 	t.Cleanup(func() {
 		if isMounted(dir) {
 			_, _ = runOut("umount", "-l", dir)
-		}
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-m.done
 		}
 	})
 	select {
@@ -122,9 +95,9 @@ func tryStartFUSE(t *testing.T, flags []string, bucket, dir string) (*fuseMount,
 		return m, nil
 	case err := <-m.done:
 		m.done <- err
-		return nil, fmt.Errorf("s3backer exited before mounting (%v):\n%s", err, m.output())
+		return nil, fmt.Errorf("s3backer exited before mounting (%v):\n%s", err, m.logText())
 	case <-time.After(60 * time.Second):
-		return nil, fmt.Errorf("s3backer did not mount\n%s", m.output())
+		return nil, fmt.Errorf("s3backer did not mount\n%s", m.logText())
 	}
 }
 
@@ -135,10 +108,10 @@ func (m *fuseMount) exited(why string) {
 	select {
 	case err := <-m.done:
 		if err != nil {
-			m.t.Fatalf("s3backer exited with %v after %s\n%s", err, why, m.output())
+			m.t.Fatalf("s3backer exited with %v after %s\n%s", err, why, m.logText())
 		}
 	case <-time.After(60 * time.Second):
-		m.t.Fatalf("s3backer did not exit after %s\n%s", why, m.output())
+		m.t.Fatalf("s3backer did not exit after %s\n%s", why, m.logText())
 	}
 	if isMounted(m.Dir) {
 		m.t.Fatalf("%s still mounted after s3backer exited", m.Dir)
@@ -375,13 +348,13 @@ func TestFUSEStopWhileBusy(t *testing.T) {
 	}
 	select {
 	case err := <-m.done:
-		t.Fatalf("s3backer exited (%v) while the loop device still holds the file\n%s", err, m.output())
+		t.Fatalf("s3backer exited (%v) while the loop device still holds the file\n%s", err, m.logText())
 	default:
 	}
 	run(t, "losetup", "-d", dev)
 	m.exited("SIGTERM and the loop device's detach")
-	if !strings.Contains(m.output(), "detaching it") {
-		t.Errorf("no word of the busy mount in the log:\n%s", m.output())
+	if !strings.Contains(m.logText(), "detaching it") {
+		t.Errorf("no word of the busy mount in the log:\n%s", m.logText())
 	}
 
 	m = startFUSE(t, flags, bucket)

@@ -60,23 +60,62 @@ func need(t *testing.T, tools ...string) {
 	}
 }
 
-// server is one running `s3backer --nbd -f` process.
-type server struct {
+// proc is a process under test (s3backer, nbdkit) whose stderr is kept.
+type proc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	URI  string
-	Dir  string
-	logs *bytes.Buffer // guarded by logMu while the process runs
-	done chan error
+	done chan error // its exit, sent once stderr is read to the end
 
-	logMu sync.Mutex
+	mu   sync.Mutex
+	logs bytes.Buffer
 }
 
-// logText is the server's stderr so far.
-func (s *server) logText() string {
-	s.logMu.Lock()
-	defer s.logMu.Unlock()
-	return s.logs.String()
+// startProc starts cmd and keeps its stderr, calling line (if not nil)
+// with each line as it comes. However the test ends, the process is
+// killed if it still runs.
+func startProc(t *testing.T, cmd *exec.Cmd, line func(string)) (*proc, error) {
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{t: t, cmd: cmd, done: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.logs.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			if line != nil {
+				line(sc.Text())
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p, nil
+}
+
+// logText is the process's stderr so far.
+func (p *proc) logText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+// server is one running `s3backer --nbd -f` process.
+type server struct {
+	*proc
+	URI string
+	Dir string
 }
 
 var servingRE = regexp.MustCompile(`msg=serving .*uri="?([^"\s]+)`)
@@ -114,47 +153,31 @@ func tryStart(t *testing.T, tcp bool, flags []string, bucket string) (*server, e
 	args = append(args, bucket, target)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = testEnv(t)
-	stderr, err := cmd.StderrPipe()
+	uri := make(chan string, 1)
+	p, err := startProc(t, cmd, func(line string) {
+		if m := servingRE.FindStringSubmatch(line); m != nil {
+			select {
+			case uri <- m[1]:
+			default:
+			}
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	s := &server{t: t, cmd: cmd, logs: new(bytes.Buffer), done: make(chan error, 1)}
-	uri := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			s.logMu.Lock()
-			s.logs.WriteString(line + "\n")
-			s.logMu.Unlock()
-			if m := servingRE.FindStringSubmatch(line); m != nil {
-				select {
-				case uri <- m[1]:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		s.done <- cmd.Wait()
-		close(uri)
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-s.done
-		}
-	})
+	s := &server{proc: p}
 	select {
-	case u, ok := <-uri:
-		if !ok {
-			err := <-s.done
-			s.done <- err
-			return nil, fmt.Errorf("s3backer exited before serving (%v):\n%s", err, s.logText())
-		}
+	case u := <-uri:
 		s.URI = u
+	case err := <-s.done:
+		s.done <- err
+		select {
+		case u := <-uri: // served, then exited: the caller sees the exit
+			s.URI = u
+			return s, nil
+		default:
+		}
+		return nil, fmt.Errorf("s3backer exited before serving (%v):\n%s", err, s.logText())
 	case <-time.After(60 * time.Second):
 		return nil, fmt.Errorf("s3backer did not start serving\n%s", s.logText())
 	}

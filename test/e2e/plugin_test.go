@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -62,18 +61,8 @@ func needPlugin(t *testing.T) string {
 
 // nbdkitServer is one `nbdkit -f PLUGIN PARAMS` on a unix socket.
 type nbdkitServer struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	URI  string
-	mu   sync.Mutex
-	logs bytes.Buffer
-	done chan error
-}
-
-func (s *nbdkitServer) output() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.logs.String()
+	*proc
+	URI string
 }
 
 // startNBDKit runs nbdkit in the foreground with our plugin and waits
@@ -86,30 +75,11 @@ func startNBDKit(t *testing.T, params ...string) *nbdkitServer {
 	args := append([]string{"-f", "-U", sock, "-P", pidfile, needPlugin(t)}, params...)
 	cmd := exec.Command("nbdkit", args...)
 	cmd.Env = testEnv(t)
-	s := &nbdkitServer{t: t, cmd: cmd, URI: "nbd+unix:///?socket=" + sock, done: make(chan error, 1)}
-	stderr, err := cmd.StderrPipe()
+	p, err := startProc(t, cmd, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			s.mu.Lock()
-			s.logs.WriteString(sc.Text() + "\n")
-			s.mu.Unlock()
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		s.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-s.done
-		}
-	})
+	s := &nbdkitServer{proc: p, URI: "nbd+unix:///?socket=" + sock}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if _, err := os.Stat(pidfile); err == nil {
@@ -117,11 +87,11 @@ func startNBDKit(t *testing.T, params ...string) *nbdkitServer {
 		}
 		select {
 		case err := <-s.done:
-			t.Fatalf("nbdkit exited at start (%v):\n%s", err, s.output())
+			t.Fatalf("nbdkit exited at start (%v):\n%s", err, s.logText())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nbdkit did not start:\n%s", s.output())
+			t.Fatalf("nbdkit did not start:\n%s", s.logText())
 		}
 	}
 	return s
@@ -135,10 +105,10 @@ func (s *nbdkitServer) stop() {
 	select {
 	case err := <-s.done:
 		if err != nil {
-			s.t.Fatalf("nbdkit exited with %v:\n%s", err, s.output())
+			s.t.Fatalf("nbdkit exited with %v:\n%s", err, s.logText())
 		}
 	case <-time.After(60 * time.Second):
-		s.t.Fatalf("nbdkit did not stop:\n%s", s.output())
+		s.t.Fatalf("nbdkit did not stop:\n%s", s.logText())
 	}
 }
 
@@ -394,8 +364,8 @@ func TestNBDKitWrapper(t *testing.T) {
 	checkFlags(t, s.URI, 8<<20, 32<<10)
 	roundTrip(t, s.URI, 8<<20)
 	s.stop(syscall.SIGTERM)
-	if !strings.Contains(s.logs.String(), "config key=s3b_blockCacheSize, value=10") {
-		t.Errorf("nbdkit did not get the --nbd-param:\n%s", s.logs)
+	if !strings.Contains(s.logText(), "config key=s3b_blockCacheSize, value=10") {
+		t.Errorf("nbdkit did not get the --nbd-param:\n%s", s.logText())
 	}
 	// A second start reads the data back (the stop flushed it).
 	s = startWith(t, false, []string{"--test", "--size=8M", "--blockSize=32k", "--nbd-param=s3b_quiet=true"}, dir)
