@@ -118,7 +118,12 @@
 // last block does not break the run) counted up to ReadAheadTrigger start
 // ReadAhead blocks after the last one read, loaded by idle workers in
 // parallel, only into free or evictable slots: read-ahead stops when the
-// cache has nothing evictable. Prefetch (NBD_CMD_CACHE) is asynchronous:
+// cache has nothing evictable. Unlike s3backer, ReadAhead is where the
+// window starts, not where it stays: each time the reader has to wait
+// for a block read-ahead is still loading, read-ahead was not far enough
+// ahead, and the window doubles, up to one block per worker (at most half
+// the cache); a new run starts again from ReadAhead. A reader with one
+// request in flight (dd, a FUSE file) otherwise waits on every window. Prefetch (NBD_CMD_CACHE) is asynchronous:
 // it queues the range (up to Size blocks queued in all; the rest of a
 // larger request is dropped, the command being advisory) and returns; the
 // workers load the blocks like read-ahead, after it.
@@ -269,6 +274,8 @@ type Store struct {
 	seqLast  uint64
 	seqCount int
 	raCount  int // read-ahead blocks started beyond seqLast
+	raWindow int // read-ahead blocks wanted beyond seqLast: readAhead..raMax
+	raMax    int
 
 	pfq []blockRange // queued prefetches
 	pfN uint64       // blocks queued
@@ -345,6 +352,8 @@ func New(lower blockstore.Store, opt Options) (*Store, error) {
 		protected: opt.NumProtected,
 		readAhead: opt.ReadAhead,
 		raTrigger: opt.ReadAheadTrigger,
+		raWindow:  opt.ReadAhead,
+		raMax:     max(opt.ReadAhead, min(threads, size/2)),
 		epoch:     time.Now(),
 		quit:      make(chan struct{}),
 		resched:   make(chan struct{}, 1),

@@ -54,6 +54,9 @@ func (s *Store) read(ctx context.Context, n uint64, off int, p []byte) error {
 		}
 		if e.state == stLoading {
 			// Someone is reading it below: wait for that read.
+			if e.spec {
+				s.growReadAheadLocked()
+			}
 			e.pins++
 			err := s.waitLocked(ctx, e.loaded)
 			s.unpinLocked(e)
@@ -243,6 +246,7 @@ func (s *Store) noteReadLocked(n uint64) {
 	default:
 		s.seqCount = 1
 		s.raCount = 0
+		s.raWindow = s.readAhead
 		s.seqLast = n
 	}
 	if s.readAheadWantedLocked() {
@@ -251,7 +255,19 @@ func (s *Store) noteReadLocked(n uint64) {
 }
 
 func (s *Store) readAheadWantedLocked() bool {
-	return s.readAhead > 0 && s.seqCount > 0 && s.seqCount >= s.raTrigger && s.raCount < s.readAhead
+	return s.readAhead > 0 && s.seqCount > 0 && s.seqCount >= s.raTrigger && s.raCount < s.raWindow
+}
+
+// growReadAheadLocked doubles the read-ahead window (up to raMax): a
+// reader is about to wait for a block read-ahead has not finished
+// loading. Only a sequential run's reader counts; a random reader that
+// lands on a read-ahead block changes nothing.
+func (s *Store) growReadAheadLocked() {
+	if s.readAhead == 0 || s.seqCount < s.raTrigger || s.raWindow >= s.raMax {
+		return
+	}
+	s.raWindow = min(2*s.raWindow, s.raMax)
+	s.kickLocked()
 }
 
 // readAheadLocked starts loading the next read-ahead block, if one is due
@@ -260,7 +276,7 @@ func (s *Store) readAheadLocked() *entry {
 	for s.readAheadWantedLocked() {
 		ra := s.seqLast + uint64(s.raCount) + 1
 		if ra >= s.nblocks || ra <= s.seqLast {
-			s.raCount = s.readAhead // the end of the disk
+			s.raCount = s.raWindow // the end of the disk
 			return nil
 		}
 		if s.entries[ra] != nil || s.zeroing[ra] != nil {
