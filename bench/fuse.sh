@@ -10,17 +10,21 @@
 #          ours-fuse-loop: the same through a loop device on the file
 #            (losetup --direct-io=on), dd oflag=direct conv=fsync;
 #          ours-nbd: nbdcopy --flush over a unix socket;
+#          ours-plugin: the same through nbdkit with our plugin
+#            (bin/nbdkit-s3backer-plugin.so, `make plugin`), every flag
+#            passed as a NAME=VALUE parameter;
 #          c-fuse: dd bs=1M oflag=direct into its file, fusermount -u,
 #            until its process exits (1.5.4 ignores fsync and writes back
 #            at unmount; umount returns first).
 #   read   cold (a fresh process, empty cache): dd bs=1M iflag=direct to
 #          /dev/null (through the loop device for ours-fuse-loop), nbdcopy
-#          to null: for ours-nbd.
+#          to null: for ours-nbd and ours-plugin.
 #
 # CPU seconds per GiB are the s3backer process's own (user+system from
 # /proc/PID/stat; for the C write, which ends with the process, from
 # /usr/bin/time). Prints every run, then the medians of RUNS runs and the
-# ratios the issue asks for (ours-fuse against c-fuse and ours-nbd).
+# ratios the issue asks for (ours-fuse and ours-plugin against c-fuse and
+# ours-nbd).
 #
 #   bench/fuse.sh                             # 512 MiB, 256k blocks, 3 runs
 #   RUNS=1 SIZE_MB=256 BS=1M bench/fuse.sh
@@ -32,8 +36,9 @@ SIZE_MB=${SIZE_MB:-512}
 RUNS=${RUNS:-3}
 BS=${BS:-256k}
 CACHE=${CACHE:-1000}
-PATHS=${PATHS:-ours-fuse ours-fuse-loop ours-nbd c-fuse}
+PATHS=${PATHS:-ours-fuse ours-fuse-loop ours-nbd ours-plugin c-fuse}
 BIN=${S3BACKER_BIN:-bin/s3backer}
+PLUGIN=${S3BACKER_PLUGIN:-bin/nbdkit-s3backer-plugin.so}
 CBIN=${C_S3BACKER:-/usr/bin/s3backer}
 TIME=/usr/bin/time
 VGW=${VERSITYGW:-$(command -v versitygw || echo "$(go env GOPATH)/bin/versitygw")}
@@ -50,6 +55,10 @@ done
 [ -e /dev/fuse ] || { echo "bench: no /dev/fuse" >&2; exit 1; }
 [ -x "$VGW" ] || { echo "bench: versitygw missing (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)" >&2; exit 1; }
 [ -x "$BIN" ] || make build >/dev/null
+if [[ " $PATHS " == *" ours-plugin "* ]]; then
+	command -v nbdkit >/dev/null || fail "nbdkit missing (scripts/install-test-deps.sh)"
+	[ -e "$PLUGIN" ] || make plugin >/dev/null
+fi
 
 work=$(mktemp -d /var/tmp/s3b-fusebench.XXXXXX)
 # shellcheck source=bench/lib.sh
@@ -88,6 +97,18 @@ start() {
 		"$BIN" --nbd -f "${S3[@]}" "$@" ${S3B_FLAGS:-} "$bucket" "$uri" 2>"$work/s.log" &
 		pid=$!
 		;;
+	ours-plugin)
+		rm -f "$sock"
+		local params=() f
+		# shellcheck disable=SC2086
+		for f in "${S3[@]}" "$@" ${S3B_FLAGS:-}; do
+			f=${f#--}
+			[[ $f == *=* ]] || f+==true # a boolean flag
+			params+=("$f")
+		done
+		nbdkit -f -U "$sock" "$PLUGIN" bucket="$bucket" "${params[@]}" 2>"$work/s.log" &
+		pid=$!
+		;;
 	c-fuse)
 		"$TIME" -f "%U %S" -o "$work/ctime" "$CBIN" -f "${S3[@]}" "$@" "$bucket" "$mnt" >"$work/s.log" 2>&1 &
 		tpid=$! pid=""
@@ -98,7 +119,7 @@ start() {
 			pid=$(awk '{ print $1 }' "/proc/$tpid/task/$tpid/children" 2>/dev/null || true)
 		fi
 		case $path in
-		ours-nbd) [ -S "$sock" ] && return 0 ;;
+		ours-nbd | ours-plugin) [ -S "$sock" ] && return 0 ;;
 		*) [ -n "$pid" ] && [ -e "$mnt/file" ] && return 0 ;;
 		esac
 		kill -0 "${tpid:-$pid}" 2>/dev/null || break
@@ -139,7 +160,7 @@ run_one() {
 		dd if="$work/in.img" of="$loop" bs=1M oflag=direct conv=fsync status=none
 		losetup -d "$loop"; loop=""
 		;;
-	ours-nbd) nbdcopy --flush "$work/in.img" "$uri" ;;
+	ours-nbd | ours-plugin) nbdcopy --flush "$work/in.img" "$uri" ;;
 	c-fuse) dd if="$work/in.img" of="$mnt/file" bs=1M oflag=direct conv=notrunc status=none ;;
 	esac
 	if [ "$path" = c-fuse ]; then
@@ -160,7 +181,7 @@ run_one() {
 		loop=$(losetup --find --show --direct-io=on --read-only "$mnt/file")
 		dd if="$loop" of=/dev/null bs=1M iflag=direct status=none
 		;;
-	ours-nbd) nbdcopy "$uri" null: ;;
+	ours-nbd | ours-plugin) nbdcopy "$uri" null: ;;
 	esac
 	t1=$(now)
 	r=$(mbps "$t0" "$t1") rc=$(per_gib "$(sub "$(cpu "$pid")" "$c0")")
@@ -188,9 +209,11 @@ for path in $PATHS; do
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f %%", 100 * a / b }'; }
 for other in c-fuse ours-nbd; do
-	[[ " $PATHS " == *" ours-fuse "* && " $PATHS " == *" $other "* ]] || continue
-	# shellcheck disable=SC2086
-	echo "| ours-fuse / $other | $(ratio "$(median ${W[ours-fuse]})" "$(median ${W[$other]})") | | $(ratio "$(median ${R[ours-fuse]})" "$(median ${R[$other]})") | |"
+	for ours in ours-fuse ours-plugin; do
+		[[ " $PATHS " == *" $ours "* && " $PATHS " == *" $other "* ]] || continue
+		# shellcheck disable=SC2086
+		echo "| $ours / $other | $(ratio "$(median ${W[$ours]})" "$(median ${W[$other]})") | | $(ratio "$(median ${R[$ours]})" "$(median ${R[$other]})") | |"
+	done
 done
 echo
 echo "($SIZE_MB MiB random data, --blockSize=$BS, --blockCacheSize=$CACHE, dd bs=1M direct, median of $RUNS runs, $(nproc) cores)"

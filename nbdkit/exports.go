@@ -33,6 +33,40 @@ func cParams(n C.int, keys, values **C.char) [][2]string {
 	return params
 }
 
+// serve runs a request's work on a worker goroutine and waits for it.
+// The calling nbdkit thread is locked to its goroutine: every time the
+// work waits (for a GET's response, a body, a batch of MD5s, a cache
+// slot) a locked goroutine puts its whole OS thread to sleep and wakes it
+// again, where a free goroutine costs a cheap switch. Handing the work
+// over makes that one sleep and one wake-up a request. Workers stay for
+// the next request (a fresh goroutine would grow its stack every time),
+// so there are as many as requests were ever in flight at once, at most
+// nbdkit's threads.
+func serve(work func(ctx context.Context) error) error {
+	j := job{work: work, done: make(chan error, 1)}
+	select {
+	case jobs <- j: // an idle worker took it
+	default:
+		go worker(j)
+	}
+	return <-j.done
+}
+
+type job struct {
+	work func(ctx context.Context) error
+	done chan error
+}
+
+// jobs hands requests to idle workers.
+var jobs = make(chan job)
+
+func worker(j job) {
+	for {
+		j.done <- j.work(context.Background())
+		j = <-jobs
+	}
+}
+
 // fail sets *msg to err's text and returns its errno.
 func fail(msg **C.char, err error) C.int {
 	*msg = C.CString(err.Error())
@@ -102,7 +136,7 @@ func cBool(b bool) C.int {
 //export s3bPread
 func s3bPread(buf unsafe.Pointer, count C.uint32_t, off C.uint64_t, msg **C.char) C.int {
 	b := unsafe.Slice((*byte)(buf), int(count))
-	if err := srv.vol.ReadAt(context.Background(), b, int64(off)); err != nil {
+	if err := serve(func(ctx context.Context) error { return srv.vol.ReadAt(ctx, b, int64(off)) }); err != nil {
 		return fail(msg, opError("read", int64(count), int64(off), err))
 	}
 	return 0
@@ -111,7 +145,7 @@ func s3bPread(buf unsafe.Pointer, count C.uint32_t, off C.uint64_t, msg **C.char
 //export s3bPwrite
 func s3bPwrite(buf unsafe.Pointer, count C.uint32_t, off C.uint64_t, fua C.int, msg **C.char) C.int {
 	b := unsafe.Slice((*byte)(buf), int(count))
-	if err := srv.vol.WriteAt(context.Background(), b, int64(off), fua != 0); err != nil {
+	if err := serve(func(ctx context.Context) error { return srv.vol.WriteAt(ctx, b, int64(off), fua != 0) }); err != nil {
 		return fail(msg, opError("write", int64(count), int64(off), err))
 	}
 	return 0
@@ -123,7 +157,7 @@ func s3bPwrite(buf unsafe.Pointer, count C.uint32_t, off C.uint64_t, fua C.int, 
 //
 //export s3bZero
 func s3bZero(count C.uint32_t, off C.uint64_t, fua C.int, msg **C.char) C.int {
-	if err := srv.vol.Zero(context.Background(), int64(off), int64(count), fua != 0); err != nil {
+	if err := serve(func(ctx context.Context) error { return srv.vol.Zero(ctx, int64(off), int64(count), fua != 0) }); err != nil {
 		return fail(msg, opError("zero", int64(count), int64(off), err))
 	}
 	return 0
@@ -131,7 +165,7 @@ func s3bZero(count C.uint32_t, off C.uint64_t, fua C.int, msg **C.char) C.int {
 
 //export s3bFlush
 func s3bFlush(msg **C.char) C.int {
-	if err := srv.vol.Flush(context.Background()); err != nil {
+	if err := serve(srv.vol.Flush); err != nil {
 		return fail(msg, err)
 	}
 	return 0
