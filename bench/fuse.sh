@@ -103,7 +103,7 @@ start() {
 		# shellcheck disable=SC2086
 		for f in "${S3[@]}" "$@" ${S3B_FLAGS:-}; do
 			f=${f#--}
-			[[ $f == *=* ]] || f+==true # a boolean flag
+			[[ $f == *=* ]] || f="$f=true" # a boolean flag
 			params+=("$f")
 		done
 		nbdkit -f -U "$sock" "$PLUGIN" bucket="$bucket" "${params[@]}" 2>"$work/s.log" &

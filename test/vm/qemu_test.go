@@ -36,11 +36,16 @@ func bootVM(t *testing.T, img *guestImage, initrd []byte, limit time.Duration, e
 		t.Fatal(err)
 	}
 	args := []string{
-		"-accel", "tcg", "-m", "512", "-smp", "2",
+		// -cpu max gives the guest RDRAND, and random.trust_cpu=on
+		// seeds its random number generator from it at boot: otherwise
+		// the generator waits for jitter entropy, which under emulation
+		// on a loaded host took minutes, and whatever asks for random
+		// bytes first (mke2fs, for its UUID) hung until then.
+		"-accel", "tcg", "-cpu", "max", "-m", "512", "-smp", "2",
 		"-nographic", "-no-reboot",
 		"-kernel", img.kernel, "-initrd", initrdPath,
 		// panic=-1 with -no-reboot turns a guest panic into an exit.
-		"-append", "console=ttyS0 quiet panic=-1",
+		"-append", "console=ttyS0 quiet panic=-1 random.trust_cpu=on",
 	}
 	args = append(args, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), limit)

@@ -91,6 +91,9 @@ step attach
 start
 
 step mkfs
+# mke2fs asks for random bytes: say whether the generator was ready (it
+# waited for minutes once, before qemu_test.go seeded it from RDRAND).
+dmesg | grep -m1 'crng init done' || echo 'random: crng not ready yet'
 /sbin/mke2fs -t ext4 -F -q /dev/nbd0 || fail
 ok
 
