@@ -36,40 +36,84 @@ func crashFlags(gw *versitygw.Server, cacheFile string, extra ...string) []strin
 		"--blockCacheFile="+cacheFile), extra...)
 }
 
-// The client of the crash test: writes whole blocks, each version
-// recognisable (its sequence number and block number repeated through the
-// block), sometimes zeroes a block, and FLUSHes now and then. It prints
-// "w BLOCK SEQ" (SEQ 0: zeroes) before each write and "f" after each
-// FLUSH returns, so a line after a "w" means that write was acknowledged.
+// The client of the crash test: writes whole blocks or parts of blocks
+// (whole 4 KiB sectors, or 512-byte units), each version recognisable
+// (16-byte units of its sequence number, block number and a magic),
+// sometimes zeroes a block or a part, and FLUSHes now and then. It prints
+// "w BLOCK OFF LEN SEQ" (SEQ 0: zeroes) before each write and "f" after
+// each FLUSH returns, so a line after a "w" means that write was
+// acknowledged.
 const crashClient = `
 import random
 rng = random.Random(%d)
 BS, NB, seq = %d, %d, %d
-def data(seq, b):
-    return (seq.to_bytes(8, 'little') + b.to_bytes(4, 'little') + b'CRSH') * (BS // 16)
+def data(seq, b, n):
+    return (seq.to_bytes(8, 'little') + b.to_bytes(4, 'little') + b'CRSH') * (n // 16)
 for i in range(100000):
     b = rng.randrange(NB)
+    r = rng.random()
+    if r < 0.5:
+        off, n = 0, BS
+    else:
+        unit = 4096 if r < 0.8 else 512
+        first = rng.randrange(BS // unit)
+        off, n = first * unit, rng.randint(1, BS // unit - first) * unit
     if rng.random() < 0.1:
-        print("w %%d 0" %% b, flush=True)
-        h.zero(BS, b * BS)
+        print("w %%d %%d %%d 0" %% (b, off, n), flush=True)
+        h.zero(n, b * BS + off)
     else:
         seq += 1
-        print("w %%d %%d" %% (b, seq), flush=True)
-        h.pwrite(data(seq, b), b * BS)
+        print("w %%d %%d %%d %%d" %% (b, off, n, seq), flush=True)
+        h.pwrite(data(seq, b, n), b * BS + off)
     if rng.random() < 0.08:
         h.flush()
         print("f", flush=True)
 `
 
-// crashModel is what the disk may hold: per block, the version known to be
-// durable (acknowledged before a FLUSH that returned) and the versions
-// written since, any of which may have reached the cache file or S3.
-type crashModel struct {
-	flushed [crashBlocks]uint64
-	since   [crashBlocks][]uint64
+// crashWrite is one write of the client: LEN bytes at OFF in its block,
+// of version SEQ (0: zeroes).
+type crashWrite struct {
+	off, n int
+	seq    uint64
 }
 
-func (m *crashModel) apply(t *testing.T, log string) (writes, flushes int) {
+// applyTo puts the write's bytes into block b's contents.
+func (w crashWrite) applyTo(b int, block []byte) {
+	p := block[w.off : w.off+w.n]
+	if w.seq == 0 {
+		clear(p)
+		return
+	}
+	var unit [16]byte
+	binary.LittleEndian.PutUint64(unit[:], w.seq)
+	binary.LittleEndian.PutUint32(unit[8:], uint32(b))
+	copy(unit[12:], "CRSH")
+	for off := 0; off < len(p); off += 16 {
+		copy(p[off:], unit[:])
+	}
+}
+
+// crashModel is what the disk may hold: per block, the contents known to
+// be durable (as of the last FLUSH that returned) and the writes
+// acknowledged or in flight since. Writes to one block land in order, so
+// after a crash the block must equal its durable contents with the first
+// k of those writes applied, for some k: never garbage, never a torn
+// write, never a later write without an earlier one, never less than what
+// was flushed.
+type crashModel struct {
+	flushed [crashBlocks][]byte
+	since   [crashBlocks][]crashWrite
+}
+
+func newCrashModel() *crashModel {
+	m := &crashModel{}
+	for b := range m.flushed {
+		m.flushed[b] = make([]byte, crashBS)
+	}
+	return m
+}
+
+func (m *crashModel) apply(t *testing.T, log string) (writes, parts, flushes int) {
 	t.Helper()
 	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
 		f := strings.Fields(line)
@@ -77,48 +121,36 @@ func (m *crashModel) apply(t *testing.T, log string) (writes, flushes int) {
 		case len(f) == 1 && f[0] == "f":
 			flushes++
 			for b := range m.since {
-				if k := len(m.since[b]); k > 0 {
-					m.flushed[b] = m.since[b][k-1]
-					m.since[b] = nil
+				for _, w := range m.since[b] {
+					w.applyTo(b, m.flushed[b])
 				}
+				m.since[b] = nil
 			}
-		case len(f) == 3 && f[0] == "w":
+		case len(f) == 5 && f[0] == "w":
 			b, err1 := strconv.Atoi(f[1])
-			v, err2 := strconv.ParseUint(f[2], 10, 64)
-			if err1 != nil || err2 != nil || b < 0 || b >= crashBlocks {
+			off, err2 := strconv.Atoi(f[2])
+			n, err3 := strconv.Atoi(f[3])
+			v, err4 := strconv.ParseUint(f[4], 10, 64)
+			if err1 != nil || err2 != nil || err3 != nil || err4 != nil ||
+				b < 0 || b >= crashBlocks || off < 0 || n <= 0 || off+n > crashBS {
 				t.Fatalf("client output: %q", line)
 			}
 			writes++
-			m.since[b] = append(m.since[b], v)
+			if n < crashBS {
+				parts++
+			}
+			m.since[b] = append(m.since[b], crashWrite{off: off, n: n, seq: v})
 		case len(f) == 0:
 		default:
 			// The client's complaint when the server vanished.
 		}
 	}
-	return writes, flushes
-}
-
-// version decodes a block read back: 0 for zeroes, else its sequence
-// number; an error for anything that is not one whole version of this
-// block (garbage, a torn or misplaced block).
-func crashVersion(b int, data []byte) (uint64, error) {
-	if bytes.Equal(data, make([]byte, len(data))) {
-		return 0, nil
-	}
-	unit := data[:16]
-	if string(unit[12:]) != "CRSH" || binary.LittleEndian.Uint32(unit[8:]) != uint32(b) {
-		return 0, fmt.Errorf("block %d holds garbage (starts %x)", b, unit)
-	}
-	for off := 16; off < len(data); off += 16 {
-		if !bytes.Equal(data[off:off+16], unit) {
-			return 0, fmt.Errorf("block %d is torn at byte %d", b, off)
-		}
-	}
-	return binary.LittleEndian.Uint64(unit), nil
+	return writes, parts, flushes
 }
 
 // check reads the whole disk and requires every block to hold its durable
-// version or one written since; what it holds becomes the durable version.
+// contents with a prefix of the writes since applied; what it holds
+// becomes the durable contents.
 func (m *crashModel) check(t *testing.T, s *server, round int) {
 	t.Helper()
 	img := filepath.Join(t.TempDir(), "img")
@@ -128,16 +160,32 @@ func (m *crashModel) check(t *testing.T, s *server, round int) {
 		t.Fatal(err)
 	}
 	for b := range crashBlocks {
-		v, err := crashVersion(b, disk[b*crashBS:(b+1)*crashBS])
-		if err != nil {
-			t.Fatalf("round %d: %v\nserver log:\n%s", round, err, s3fKill(s))
+		got := disk[b*crashBS : (b+1)*crashBS]
+		want := slices.Clone(m.flushed[b])
+		ok := bytes.Equal(got, want)
+		for _, w := range m.since[b] {
+			if ok {
+				break
+			}
+			w.applyTo(b, want)
+			ok = bytes.Equal(got, want)
 		}
-		if v != m.flushed[b] && !slices.Contains(m.since[b], v) {
-			t.Fatalf("round %d: block %d holds version %d; flushed was %d, written since %v\nserver log:\n%s",
-				round, b, v, m.flushed[b], m.since[b], s3fKill(s))
+		if !ok {
+			t.Fatalf("round %d: block %d holds neither its flushed contents nor those with some of the %d writes since (%v) applied; first difference from the flushed contents at byte %d\nserver log:\n%s",
+				round, b, len(m.since[b]), m.since[b], firstDiff(got, m.flushed[b]), s3fKill(s))
 		}
-		m.flushed[b], m.since[b] = v, nil
+		m.flushed[b], m.since[b] = slices.Clone(got), nil
 	}
+}
+
+// firstDiff is the offset of the first byte where a and b differ (-1: none).
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return -1
 }
 
 var dirtyFoundRE = regexp.MustCompile(`cache file holds blocks from the last run.* dirty=(\d+)`)
@@ -180,13 +228,14 @@ func (c *lineCounter) String() string {
 }
 
 // Crash test with real processes: s3backer --nbd with a cache file and a
-// long write delay on versitygw; a client writes random blocks with
-// periodic FLUSHes; s3backer is killed with SIGKILL at a random moment
-// (after a random number of writes), 20 times, and restarted each time on
-// the same cache file with --blockCacheRecoverDirtyBlocks, without
-// --force. After each restart every block holds exactly what was flushed
-// before the kill, or a version written after that flush: never garbage,
-// never a torn block, never an older version.
+// long write delay on versitygw; a client writes random blocks and parts
+// of blocks with periodic FLUSHes; s3backer is killed with SIGKILL at a
+// random moment (after a random number of writes), 20 times, and restarted
+// each time on the same cache file with --blockCacheRecoverDirtyBlocks,
+// without --force. After each restart every block holds exactly what was
+// flushed before the kill, with some of the writes made since applied in
+// order (see crashModel): never garbage, never a torn write, never less
+// than was flushed.
 func TestCacheFileCrash(t *testing.T) {
 	need(t, "nbdsh", "nbdcopy")
 	gw := versitygw.Shared(t)
@@ -198,9 +247,9 @@ func TestCacheFileCrash(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0))
 
 	const rounds = 20
-	var m crashModel
+	m := newCrashModel()
 	s := startWith(t, false, flags, bucket)
-	totalW, totalF, recovered := 0, 0, 0
+	totalW, totalP, totalF, recovered := 0, 0, 0, 0
 	for round := range rounds {
 		out := &lineCounter{at: 5 + rng.IntN(400), reach: make(chan struct{})}
 		reached := out.reach
@@ -224,8 +273,8 @@ func TestCacheFileCrash(t *testing.T) {
 		<-s.done
 		recovered += crashRecovered(s) // its log is complete now
 		<-clientDone                   // it fails: its server is gone
-		w, fl := m.apply(t, out.String())
-		totalW, totalF = totalW+w, totalF+fl
+		w, p, fl := m.apply(t, out.String())
+		totalW, totalP, totalF = totalW+w, totalP+p, totalF+fl
 
 		// Every other restart trusts the file (no check against S3 by
 		// ETag): what it recovers must be right by itself.
@@ -238,9 +287,9 @@ func TestCacheFileCrash(t *testing.T) {
 	}
 	s.stop(syscall.SIGTERM)
 	recovered += crashRecovered(s)
-	t.Logf("%d rounds: %d writes, %d flushes checked; %d dirty blocks recovered", rounds, totalW, totalF, recovered)
-	if totalF == 0 || recovered == 0 {
-		t.Fatal("no FLUSH returned, or no dirty block recovered, in any round: the test checked nothing")
+	t.Logf("%d rounds: %d writes (%d of part of a block), %d flushes checked; %d dirty blocks recovered", rounds, totalW, totalP, totalF, recovered)
+	if totalF == 0 || recovered == 0 || totalP == 0 {
+		t.Fatal("no FLUSH returned, no part write made, or no dirty block recovered, in any round: the test checked nothing")
 	}
 	// A clean stop wrote everything back: the bucket alone has it all,
 	// read through a fresh cache file.
