@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,7 +11,10 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"github.com/s3backer-go/s3backer/internal/volume"
 )
 
 func TestLayout(t *testing.T) {
@@ -420,5 +424,80 @@ func TestUnmount(t *testing.T) {
 	<-m.srv.Done()
 	if got := readVolume(t, m.vol, 0, 10); string(got) != "still here" {
 		t.Fatalf("volume holds %q", got)
+	}
+}
+
+// lseek(SEEK_DATA/SEEK_HOLE) on the disk file finds the stored blocks and
+// skips the rest; the end of the file is a hole; past it is ENXIO.
+func TestSeekDataHole(t *testing.T) {
+	m := mount(t, setup{})
+	f := m.open(t, os.O_RDWR)
+	bs := int64(testBlockSize)
+	for _, b := range []int64{10, 11, 200} {
+		if _, err := f.WriteAt(pattern(byte(b), testBlockSize), b*bs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fd := int(f.Fd())
+	for _, c := range []struct {
+		off    int64
+		whence int
+		want   int64 // -1: ENXIO
+	}{
+		{0, unix.SEEK_DATA, 10 * bs},
+		{0, unix.SEEK_HOLE, 0},
+		{10*bs + 100, unix.SEEK_DATA, 10*bs + 100},
+		{10 * bs, unix.SEEK_HOLE, 12 * bs},
+		{12 * bs, unix.SEEK_DATA, 200 * bs},
+		{200*bs + 5, unix.SEEK_HOLE, 201 * bs},
+		{201 * bs, unix.SEEK_DATA, -1},
+		{201 * bs, unix.SEEK_HOLE, 201 * bs},
+		{testSize, unix.SEEK_DATA, -1},
+		{testSize, unix.SEEK_HOLE, -1},
+	} {
+		got, err := unix.Seek(fd, c.off, c.whence)
+		switch {
+		case c.want < 0 && err != unix.ENXIO:
+			t.Errorf("seek(%d, %d): %d, %v; want ENXIO", c.off, c.whence, got, err)
+		case c.want >= 0 && (err != nil || got != c.want):
+			t.Errorf("seek(%d, %d): %d, %v; want %d", c.off, c.whence, got, err, c.want)
+		}
+	}
+	// A hole punched in the middle of the data shows up.
+	if err := unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 10*bs, bs); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := unix.Seek(fd, 0, unix.SEEK_DATA); err != nil || got != 11*bs {
+		t.Errorf("SEEK_DATA after punching block 10: %d, %v; want %d", got, err, 11*bs)
+	}
+}
+
+// holeDisk is a disk of holes whose Extents tells one block at a time, and
+// counts the calls.
+type holeDisk struct {
+	Disk
+	calls int
+}
+
+func (d *holeDisk) Size() int64 { return 1 << 40 }
+func (d *holeDisk) Extents(_ context.Context, off, length int64) ([]volume.Extent, error) {
+	d.calls++
+	return []volume.Extent{{Length: min(length, testBlockSize), Hole: true}}, nil
+}
+
+// A seek over holes that are slow to learn stops after seekBudget
+// requests with an answer lseek(2) allows: data where it stopped, a hole
+// at the end of the file.
+func TestSeekBudget(t *testing.T) {
+	d := &holeDisk{}
+	fs := New(d, Options{})
+	var out fuse.LseekOut
+	in := &fuse.LseekIn{InHeader: fuse.InHeader{NodeId: diskIno}, Fh: diskReadFh, Offset: 100, Whence: seekData}
+	if st := fs.Lseek(nil, in, &out); st != fuse.OK || out.Offset != 100+seekBudget*testBlockSize || d.calls != seekBudget {
+		t.Fatalf("SEEK_DATA: %v, offset %d after %d calls; want %d after %d", st, out.Offset, d.calls, 100+seekBudget*testBlockSize, seekBudget)
+	}
+	in.Whence = seekHole
+	if st := fs.Lseek(nil, in, &out); st != fuse.OK || out.Offset != 100 {
+		t.Fatalf("SEEK_HOLE in a hole: %v, offset %d; want 100", st, out.Offset)
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/s3backer-go/s3backer/internal/testenv/versitygw"
 )
 
@@ -519,4 +521,31 @@ func TestFUSEBadOptions(t *testing.T) {
 			t.Errorf("%q: %v, output %q; want exit 2 and %q", c.args, err, out, c.want)
 		}
 	}
+}
+
+// SEEK_DATA and SEEK_HOLE on the disk file skip the blocks not stored, so
+// sparse-aware copies (cp --sparse, qemu-img) read only what exists.
+func TestFUSESeekData(t *testing.T) {
+	gw := versitygw.Shared(t)
+	bucket := gw.NewBucket(t)
+	m := startFUSE(t, append(s3Flags(gw, ""), "--size=8M", "--blockSize=64k", "--listBlocks"), bucket)
+	f, err := os.OpenFile(m.File, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(bytes.Repeat([]byte{7}, 64<<10), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_DATA); err != nil || got != 1<<20 {
+		t.Errorf("SEEK_DATA from 0: %d, %v; want %d", got, err, 1<<20)
+	}
+	if got, err := unix.Seek(int(f.Fd()), 1<<20, unix.SEEK_HOLE); err != nil || got != 1<<20+64<<10 {
+		t.Errorf("SEEK_HOLE from the block: %d, %v; want %d", got, err, 1<<20+64<<10)
+	}
+	f.Close()
+	m.stop(syscall.SIGTERM)
 }
