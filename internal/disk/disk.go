@@ -15,6 +15,7 @@ import (
 	"github.com/s3backer-go/s3backer/internal/backend/metered"
 	"github.com/s3backer-go/s3backer/internal/backend/retry"
 	"github.com/s3backer-go/s3backer/internal/backend/s3"
+	"github.com/s3backer-go/s3backer/internal/blockkey"
 	"github.com/s3backer-go/s3backer/internal/blockstore"
 	"github.com/s3backer-go/s3backer/internal/cache"
 	"github.com/s3backer-go/s3backer/internal/cache/cachefile"
@@ -78,7 +79,13 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, reg 
 	if err := b.CheckBucket(ctx); err != nil {
 		return nil, err
 	}
-	m := metered.New(b, &reg.S3, metered.Options{HTTPStatus: s3.HTTPStatus, IsTimeout: s3.IsTimeout})
+	// The geometry is not known yet: any block number names a block.
+	blocks := blockkey.Namer{Prefix: cfg.Prefix, HashPrefix: cfg.BlockHashPrefix, NumBlocks: 1 << 32}
+	m := metered.New(b, &reg.S3, metered.Options{
+		HTTPStatus: s3.HTTPStatus,
+		IsTimeout:  s3.IsTimeout,
+		IsBlock:    func(key string) bool { _, ok := blocks.Parse(key); return ok },
+	})
 	r := retry.New(m, retry.Options{
 		InitialPause: cfg.InitialRetryPause,
 		MaxPause:     cfg.MaxRetryPause,

@@ -18,7 +18,7 @@ var (
 	descS3Received = prometheus.NewDesc("s3backer_s3_received_bytes_total",
 		"Object bytes downloaded.", nil, nil)
 	descS3Deleted = prometheus.NewDesc("s3backer_s3_deleted_objects_total",
-		"Objects deleted, singly or in bulk.", nil, nil)
+		"Block objects deleted (zero blocks written), singly or in bulk; the mount flag is not counted.", nil, nil)
 	descS3Mismatch = prometheus.NewDesc("s3backer_s3_verify_mismatches_total",
 		"Conditional GETs that found the object changed.", nil, nil)
 

@@ -71,7 +71,7 @@ type S3 struct {
 	cells    [numOps][numOutcomes]cell
 	inFlight [numOps]atomic.Int64
 	up, down atomic.Uint64 // object bytes sent and received
-	deleted  atomic.Uint64 // keys removed by successful deletes, single or bulk
+	deleted  atomic.Uint64 // block keys removed by successful deletes, single or bulk
 	mismatch atomic.Uint64 // conditional GETs that found the object changed
 }
 

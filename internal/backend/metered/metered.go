@@ -27,6 +27,10 @@ type Options struct {
 	// IsTimeout reports whether an error is the store's own request
 	// timeout (net.Error timeouts are recognised anyway).
 	IsTimeout func(error) bool
+	// IsBlock reports whether a key names a block: only deleted blocks
+	// count as zero blocks written (s3backer's http_zero_blocks_written),
+	// not the mount flag or other objects. Nil: every key is a block.
+	IsBlock func(key string) bool
 }
 
 // Backend counts the requests of the Backend it wraps.
@@ -85,7 +89,7 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	done := b.start(stats.OpDelete)
 	err := b.next.Delete(ctx, key)
 	done(err)
-	if err == nil {
+	if err == nil && b.isBlock(key) {
 		b.s.Deleted(1)
 	}
 	return err
@@ -98,10 +102,18 @@ func (b *Backend) DeleteMany(ctx context.Context, keys []string) error {
 	err := b.next.DeleteMany(ctx, keys)
 	done(err)
 	if err == nil {
-		b.s.Deleted(len(keys))
+		n := 0
+		for _, k := range keys {
+			if b.isBlock(k) {
+				n++
+			}
+		}
+		b.s.Deleted(n)
 	}
 	return err
 }
+
+func (b *Backend) isBlock(key string) bool { return b.opt.IsBlock == nil || b.opt.IsBlock(key) }
 
 // List counts one request per call, however many pages it reads.
 func (b *Backend) List(ctx context.Context, prefix, startAfter string, fn func(key string) error) error {

@@ -188,3 +188,27 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// Only keys that name blocks count as deleted blocks (zero blocks
+// written): the mount flag's removal is a DELETE, not a zero block.
+func TestDeletedBlocksOnly(t *testing.T) {
+	ctx := context.Background()
+	reg := stats.New()
+	isBlock := func(key string) bool { return key != "s3backer-mounted" }
+	b := metered.New(mem.New(), &reg.S3, metered.Options{IsBlock: isBlock})
+	for _, k := range []string{"00000001", "00000002", "s3backer-mounted"} {
+		if _, err := b.Put(ctx, k, []byte("x"), backend.Meta{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Delete(ctx, "s3backer-mounted"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.DeleteMany(ctx, []string{"00000001", "00000002", "s3backer-mounted"}); err != nil {
+		t.Fatal(err)
+	}
+	s := snap(reg)
+	if s.DeletedKeys != 2 || s.Count(stats.OK, stats.OpDelete) != 1 {
+		t.Fatalf("%d deleted blocks, %d deletes; want 2 and 1", s.DeletedKeys, s.Count(stats.OK, stats.OpDelete))
+	}
+}
