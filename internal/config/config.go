@@ -194,8 +194,8 @@ const (
 	DefaultBlockCacheSize          = 1000
 	DefaultBlockCacheThreads       = 20
 	DefaultBlockCacheWriteDelay    = 250 * time.Millisecond
-	DefaultReadAhead               = 4 // FUSE; 0 in NBD mode
-	DefaultReadAheadTrigger        = 2 // FUSE; 0 in NBD mode
+	DefaultReadAhead               = 4
+	DefaultReadAheadTrigger        = 2
 	DefaultListBlocksThreads       = 16
 	DefaultStatsFileMirrorInterval = 1000 * time.Millisecond
 	DefaultCipher                  = "AES-128-CBC"

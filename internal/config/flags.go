@@ -309,9 +309,9 @@ var flagTable = []Flag{
 		func(c *Config) *bool { return &c.BlockCacheFileAdvise }),
 	countFlag("blockCacheNumProtected", "NUM", "0", maxUint, groupCache, "Prefer keeping the first NUM blocks cached",
 		func(c *Config) *int { return &c.BlockCacheNumProtected }),
-	countFlag("readAhead", "NUM", "4 (FUSE), 0 (NBD)", maxUint, groupCache, "Blocks to read ahead at first (doubles while the reader catches up, up to --blockCacheThreads)",
+	countFlag("readAhead", "NUM", "4", maxUint, groupCache, "Blocks to read ahead at first (doubles while the reader catches up, up to --blockCacheThreads)",
 		func(c *Config) *int { return &c.ReadAhead }),
-	countFlag("readAheadTrigger", "NUM", "2 (FUSE), 0 (NBD)", maxUint, groupCache, "Sequential block reads that start read-ahead",
+	countFlag("readAheadTrigger", "NUM", "2", maxUint, groupCache, "Sequential block reads that start read-ahead",
 		func(c *Config) *int { return &c.ReadAheadTrigger }),
 
 	// Zero blocks, consistency, sharing.

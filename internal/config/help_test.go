@@ -41,7 +41,7 @@ func TestHelp(t *testing.T) {
 	}
 	for _, want := range []string{
 		"--compress[=ALG|LEVEL]", "--encrypt[=CIPHER]", "--accessEC2IAM[=ROLE]", "--blockSize=SIZE",
-		"--readOnly ", "[default: 1000]", "[default: 4 (FUSE), 0 (NBD)]", "(private, public-read",
+		"--readOnly ", "[default: 1000]", "[default: 4]", "(private, public-read",
 		"s3backer --nbd [options] bucket[/subdir] /dev/nbdX", "-o OPT[,OPT...]", "-F FILE", "-h, -?",
 	} {
 		if !strings.Contains(h, want) {

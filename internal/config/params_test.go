@@ -21,8 +21,8 @@ func TestParseParams(t *testing.T) {
 		c.Bucket != "mybucket" || c.Prefix != "disk/" || c.Target != "" {
 		t.Errorf("%+v", c)
 	}
-	if c.ReadAhead != 0 || c.ReadAheadTrigger != 0 {
-		t.Errorf("read-ahead %d/%d, want 0/0", c.ReadAhead, c.ReadAheadTrigger)
+	if c.ReadAhead != DefaultReadAhead || c.ReadAheadTrigger != DefaultReadAheadTrigger {
+		t.Errorf("read-ahead %d/%d, want the defaults", c.ReadAhead, c.ReadAheadTrigger)
 	}
 	if !hasWarning(c, "ignoring unknown parameter nbdkitThing") {
 		t.Errorf("warnings %q", c.Warnings)

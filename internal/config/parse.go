@@ -107,15 +107,6 @@ func (p *parser) run(toks []token) (*Config, error) {
 	}
 	c := p.cfg
 	c.Plugin = p.plugin
-	// Read-ahead defaults to off with NBD: the kernel already reads ahead.
-	if c.IsNBD() {
-		if !c.IsSet("readAhead") {
-			c.ReadAhead = 0
-		}
-		if !c.IsSet("readAheadTrigger") {
-			c.ReadAheadTrigger = 0
-		}
-	}
 	c.parseWarnings = p.warnings
 	if err := c.Validate(); err != nil {
 		return nil, err

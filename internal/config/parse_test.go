@@ -72,8 +72,10 @@ func TestDefaultsNBD(t *testing.T) {
 	if !c.NBD || !c.IsNBD() || c.IsFUSE() || c.Target != "/dev/nbd0" {
 		t.Errorf("NBD=%v IsNBD=%v IsFUSE=%v Target=%q", c.NBD, c.IsNBD(), c.IsFUSE(), c.Target)
 	}
-	if c.ReadAhead != 0 || c.ReadAheadTrigger != 0 {
-		t.Errorf("NBD read-ahead defaults = %d/%d, want 0/0", c.ReadAhead, c.ReadAheadTrigger)
+	// Unlike s3backer, which turns it off with --nbd ("the kernel already
+	// reads ahead": 128 KiB, less than one block).
+	if c.ReadAhead != 4 || c.ReadAheadTrigger != 2 {
+		t.Errorf("NBD read-ahead defaults = %d/%d, want 4/2", c.ReadAhead, c.ReadAheadTrigger)
 	}
 	c = mustParse(t, "--nbd", "--readAhead=8", "--readAheadTrigger=3", "mybucket", "/dev/nbd0")
 	if c.ReadAhead != 8 || c.ReadAheadTrigger != 3 {
