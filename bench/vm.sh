@@ -20,6 +20,7 @@
 #   SKIP_VM=1 bench/vm.sh        # the host half only
 #   VM_LOG=/tmp/vm.log bench/vm.sh   # keep the guest's console log
 #   S3BACKER_VM_BENCH_NBD_QUEUE="max_sectors_kb=1024" bench/vm.sh  # tune nbd0
+#   S3BACKER_VM_BENCH_FLAGS=--readAhead=0 bench/vm.sh  # flags for the guest's s3backer
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -20,6 +20,7 @@ import (
 // seconds" line is logged and, with S3BACKER_VM_BENCH_OUT set, written to
 // that file without the "@@BENCH " prefix. S3BACKER_VM_BENCH_MB (128) and
 // S3BACKER_VM_BENCH_RUNS (3) set the amount of data and the rounds;
+// S3BACKER_VM_BENCH_FLAGS adds s3backer flags (space-separated);
 // S3BACKER_VM_BENCH_NBD_QUEUE, if set, changes /dev/nbd0's queue settings
 // ("max_sectors_kb=1024 read_ahead_kb=1024").
 func TestVMBench(t *testing.T) {
@@ -54,7 +55,7 @@ func TestVMBench(t *testing.T) {
 		files["modules/"+name+".ko"] = b
 	}
 	initrd, err := img.withRunConf(map[string]string{
-		"S3B_ARGS":  "--test --size=" + strconv.Itoa(diskMB) + "M --blockSize=256k /tmp/s3b",
+		"S3B_ARGS":  strings.TrimSpace("--test --size="+strconv.Itoa(diskMB)+"M --blockSize=256k "+os.Getenv("S3BACKER_VM_BENCH_FLAGS")) + " /tmp/s3b",
 		"MB":        strconv.Itoa(mb),
 		"RUNS":      strconv.Itoa(runs),
 		"DISK_MB":   strconv.Itoa(diskMB),
