@@ -17,6 +17,7 @@ import (
 type guestImage struct {
 	kernel string
 	initrd []byte // gzip-compressed newc cpio; more may be appended
+	nbdkit bool   // nbdkit and our plugin are in it
 }
 
 const busybox = "/bin/busybox" // Debian's busybox-static
@@ -116,16 +117,27 @@ func buildImage(t *testing.T) *guestImage {
 
 	// e2fsprogs, with the shared libraries they load at their own paths.
 	libs := map[string]bool{}
-	for _, tool := range []string{"mke2fs", "e2fsck"} {
-		p, _ := exec.LookPath(tool)
-		addFile("sbin/"+tool, p)
-		ls, err := sharedLibraries(p)
+	addWithLibs := func(name, src string) {
+		addFile(name, src)
+		ls, err := sharedLibraries(src)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, l := range ls {
 			libs[l] = true
 		}
+	}
+	for _, tool := range []string{"mke2fs", "e2fsck"} {
+		p, _ := exec.LookPath(tool)
+		addWithLibs("sbin/"+tool, p)
+	}
+	// nbdkit and our plugin beside s3backer, where --nbd-flag finds it, so
+	// that the guest attaches a disk through them too.
+	nbdkit, plugin := nbdkitFiles(t, tmp)
+	if plugin != "" {
+		addWithLibs("bin/nbdkit", nbdkit)
+		addWithLibs("bin/nbdkit-s3backer-plugin.so", plugin)
+		addWithLibs("bin/libs3backer-nbdkit.so", filepath.Join(filepath.Dir(plugin), "libs3backer-nbdkit.so"))
 	}
 	for l := range libs {
 		addFile(strings.TrimPrefix(l, "/"), l)
@@ -149,7 +161,7 @@ func buildImage(t *testing.T) *guestImage {
 		t.Fatal(err)
 	}
 	t.Logf("guest: kernel %s, modules %s, initramfs %d KiB", k.release, strings.Join(list, " "), buf.Len()>>10)
-	return &guestImage{kernel: k.vmlinuz(), initrd: buf.Bytes()}
+	return &guestImage{kernel: k.vmlinuz(), initrd: buf.Bytes(), nbdkit: plugin != ""}
 }
 
 // withRunConf returns the initramfs with /run.conf added: the kernel
@@ -170,4 +182,28 @@ func (g *guestImage) withRunConf(conf map[string]string) ([]byte, error) {
 		return nil, err
 	}
 	return append(append([]byte(nil), g.initrd...), buf.Bytes()...), nil
+}
+
+// nbdkitFiles returns nbdkit and our plugin for the guest: the plugin
+// `make test` built ($S3BACKER_PLUGIN), or one built here. Without nbdkit
+// or its plugin header the guest does without (and says so).
+func nbdkitFiles(t *testing.T, tmp string) (nbdkit, plugin string) {
+	t.Helper()
+	nbdkit, err := exec.LookPath("nbdkit")
+	if err != nil {
+		t.Logf("no nbdkit on this machine: the guest does not attach through it (%v)", err)
+		return "", ""
+	}
+	if p := os.Getenv("S3BACKER_PLUGIN"); p != "" {
+		return nbdkit, p
+	}
+	if _, err := os.Stat("/usr/include/nbdkit-plugin.h"); err != nil {
+		t.Logf("no nbdkit-plugin-dev: the guest does not attach through nbdkit (%v)", err)
+		return "", ""
+	}
+	dir := filepath.Join(tmp, "plugin")
+	if out, err := exec.Command("../../nbdkit/build.sh", dir).CombinedOutput(); err != nil {
+		t.Fatalf("building the nbdkit plugin: %v\n%s", err, out)
+	}
+	return nbdkit, filepath.Join(dir, "nbdkit-s3backer-plugin.so")
 }

@@ -45,8 +45,20 @@ func TestKernelNBD(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := bootVM(t, img, initrd, vmLimit, "-nic", "none")
-		checkSteps(t, c, append(s3backerSteps, "takeover", "stop3", "detached", "nbddev-tests"))
-		checkDaemonLogs(t, c, 4, 3)
+		steps := append(s3backerSteps, "takeover", "stop3", "detached")
+		attaches, stops := 4, 3
+		if img.nbdkit {
+			// Attached through nbdkit and our plugin (--nbd-flag).
+			steps = append(steps, "nbdkit-attach", "nbdkit-io", "nbdkit-stop")
+			attaches, stops = 5, 4
+		} else {
+			t.Log("no nbdkit in the guest (see above): --nbd-flag not tried")
+		}
+		checkSteps(t, c, append(steps, "nbddev-tests"))
+		checkDaemonLogs(t, c, attaches, stops)
+		if img.nbdkit && c.countLines("s3backer", "via=nbdkit") != 1 {
+			t.Error("the attach through nbdkit did not log via=nbdkit")
+		}
 		if c.countLines("s3backer", "taking over a device left attached") != 1 {
 			t.Error("the restart after SIGKILL did not log taking the device over")
 		}

@@ -164,6 +164,44 @@ if [ "$MODE" = test ]; then
 	stop
 fi
 
+if [ "$MODE" = test ] && [ -x /bin/nbdkit ]; then
+	# --nbd-flag: the disk served by nbdkit with our plugin, attached and
+	# stopped the same way.
+	nbdkit_running() { ps | grep -q '[/]bin/nbdkit '; }
+	step nbdkit-attach
+	mkdir -p /tmp/s3bk
+	/bin/s3backer --nbd --nbd-flag=--threads=4 --test --size=64M --blockSize=64k /tmp/s3bk /dev/nbd1 ||
+		fail "s3backer exited with $?"
+	[ -e /sys/block/nbd1/pid ] || fail "no /sys/block/nbd1/pid after s3backer returned"
+	size=$(cat /sys/block/nbd1/size)
+	[ "$size" = $((64 * 2048)) ] || fail "size $size sectors"
+	nbdkit_running || fail "no nbdkit running: $(ps)"
+	ok
+	step nbdkit-io
+	dd if=/dev/urandom of=/tmp/k.img bs=64k count=32 2>/dev/null || fail
+	dd if=/tmp/k.img of=/dev/nbd1 bs=64k oflag=direct conv=fsync 2>/dev/null || fail "write"
+	want=$(md5sum </tmp/k.img)
+	got=$(dd if=/dev/nbd1 bs=64k count=32 iflag=direct 2>/dev/null | md5sum)
+	[ "$got" = "$want" ] || fail "read back $got, wrote $want"
+	ok
+	step nbdkit-stop
+	tid=$(cat /sys/block/nbd1/pid) || fail "not attached"
+	pid=$(sed -n 's/^Tgid:[[:space:]]*//p' /proc/$tid/status)
+	kill -TERM "$pid" || fail "kill $pid"
+	wait_gone "$pid" || fail "s3backer $pid still running"
+	[ ! -e /sys/block/nbd1/pid ] || fail "still attached"
+	n=0
+	while nbdkit_running; do
+		n=$((n + 1))
+		[ $n -gt 600 ] && fail "nbdkit still running"
+		sleep 0.1
+	done
+	# The 32 blocks written reached the store (the directory).
+	k=$(find /tmp/s3bk -type f | wc -l)
+	[ "$k" = 32 ] || fail "$k block files, want 32"
+	ok
+fi
+
 if [ "$MODE" = test ] && [ -x /bin/nbddev.test ]; then
 	step nbddev-tests
 	NBDDEV_TEST_DEVICE=/dev/nbd1 /bin/nbddev.test -test.v -test.run Kernel -test.timeout 5m || fail
