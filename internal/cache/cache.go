@@ -123,7 +123,9 @@
 // for a block read-ahead is still loading, read-ahead was not far enough
 // ahead, and the window doubles, up to one block per worker (at most half
 // the cache); a new run starts again from ReadAhead. A reader with one
-// request in flight (dd, a FUSE file) otherwise waits on every window. Prefetch (NBD_CMD_CACHE) is asynchronous:
+// request in flight (dd, a FUSE file) otherwise waits on every window.
+// And several runs are followed at once (maxRuns), so that two sequential
+// readers, or one with random reads in between, do not reset each other. Prefetch (NBD_CMD_CACHE) is asynchronous:
 // it queues the range (up to Size blocks queued in all; the rest of a
 // larger request is dropped, the command being advisory) and returns; the
 // workers load the blocks like read-ahead, after it.
@@ -270,12 +272,10 @@ type Store struct {
 
 	zeroing map[uint64]*zeroOp
 
-	// Sequential-read detection (as in s3backer).
-	seqLast  uint64
-	seqCount int
-	raCount  int // read-ahead blocks started beyond seqLast
-	raWindow int // read-ahead blocks wanted beyond seqLast: readAhead..raMax
-	raMax    int
+	// Sequential-read detection (readahead.go).
+	runs    [maxRuns]seqRun
+	runTick uint64 // bumped by every read noted: the runs' LRU clock
+	raMax   int
 
 	pfq []blockRange // queued prefetches
 	pfN uint64       // blocks queued
@@ -352,7 +352,6 @@ func New(lower blockstore.Store, opt Options) (*Store, error) {
 		protected: opt.NumProtected,
 		readAhead: opt.ReadAhead,
 		raTrigger: opt.ReadAheadTrigger,
-		raWindow:  opt.ReadAhead,
 		raMax:     max(opt.ReadAhead, min(threads, size/2)),
 		epoch:     time.Now(),
 		quit:      make(chan struct{}),

@@ -1195,3 +1195,26 @@ func TestReadAheadGrows(t *testing.T) {
 		}
 	})
 }
+
+// Two sequential readers interleaved (or one with random reads between
+// its own) each get read-ahead: runs are followed apart.
+func TestReadAheadTwoRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLower(bs, 128)
+		c := newCache(t, l, Options{Size: 64, Threads: 8, WriteDelay: time.Second, ReadAhead: 4, ReadAheadTrigger: 2})
+		for _, n := range []uint64{10, 60, 11, 61, 100, 12, 62} {
+			mustRead(t, c, n)
+		}
+		synctest.Wait()
+		for _, first := range []uint64{13, 63} {
+			for n := first; n < first+4; n++ {
+				if l.readsOfBlock(n) != 1 {
+					t.Fatalf("block %d not read ahead with two runs interleaved", n)
+				}
+			}
+		}
+		if l.readsOfBlock(101) != 0 {
+			t.Fatal("a single random read started read-ahead")
+		}
+	})
+}

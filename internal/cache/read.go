@@ -39,7 +39,7 @@ func (s *Store) read(ctx context.Context, n uint64, off int, p []byte) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	s.noteReadLocked(n)
+	run := s.noteReadLocked(n)
 	for {
 		if op := s.zeroing[n]; op != nil {
 			if err := s.waitLocked(ctx, op.done); err != nil {
@@ -55,7 +55,7 @@ func (s *Store) read(ctx context.Context, n uint64, off int, p []byte) error {
 		if e.state == stLoading {
 			// Someone is reading it below: wait for that read.
 			if e.spec {
-				s.growReadAheadLocked()
+				s.growReadAheadLocked(run)
 			}
 			e.pins++
 			err := s.waitLocked(ctx, e.loaded)
@@ -214,84 +214,6 @@ func (s *Store) finishLoad(e *entry, buf []byte, tag string, err error) {
 	}
 	close(e.loaded)
 	s.unpinLocked(e)
-}
-
-// reorderWindow is how far out of order the blocks of a sequential
-// reader may arrive and still count as sequential: one large request is
-// split into blocks read in parallel (the volume fans them out), so block
-// n+2 may be noted before n+1. Without the window every such swap reset
-// the detection, and read-ahead rarely started.
-const reorderWindow = 16
-
-// noteReadLocked tracks sequential reads as s3backer does (a read of the
-// block after the last counts; readAheadTrigger of them start read-ahead),
-// tolerating reordering within reorderWindow once a run has begun (a
-// random reader's short jumps still reset it), and wakes a worker when
-// read-ahead is due.
-func (s *Store) noteReadLocked(n uint64) {
-	if s.readAhead == 0 {
-		return
-	}
-	switch {
-	case n > s.seqLast && (n == s.seqLast+1 && s.seqCount > 0 || n-s.seqLast <= reorderWindow && s.seqCount >= 2):
-		// The next block; or, once a run is established, a little
-		// further, past blocks still arriving. Count the distance:
-		// what was read ahead up to n is now behind.
-		adv := n - s.seqLast
-		s.seqCount += int(adv)
-		s.raCount = max(0, s.raCount-int(adv))
-		s.seqLast = n
-	case s.seqCount > 0 && n <= s.seqLast && s.seqLast-n < reorderWindow:
-		// A block of the same run arriving late, or read again.
-	default:
-		s.seqCount = 1
-		s.raCount = 0
-		s.raWindow = s.readAhead
-		s.seqLast = n
-	}
-	if s.readAheadWantedLocked() {
-		s.kickLocked()
-	}
-}
-
-func (s *Store) readAheadWantedLocked() bool {
-	return s.readAhead > 0 && s.seqCount > 0 && s.seqCount >= s.raTrigger && s.raCount < s.raWindow
-}
-
-// growReadAheadLocked doubles the read-ahead window (up to raMax): a
-// reader is about to wait for a block read-ahead has not finished
-// loading. Only a sequential run's reader counts; a random reader that
-// lands on a read-ahead block changes nothing.
-func (s *Store) growReadAheadLocked() {
-	if s.readAhead == 0 || s.seqCount < s.raTrigger || s.raWindow >= s.raMax {
-		return
-	}
-	s.raWindow = min(2*s.raWindow, s.raMax)
-	s.kickLocked()
-}
-
-// readAheadLocked starts loading the next read-ahead block, if one is due
-// and a slot can be had without waiting.
-func (s *Store) readAheadLocked() *entry {
-	for s.readAheadWantedLocked() {
-		ra := s.seqLast + uint64(s.raCount) + 1
-		if ra >= s.nblocks || ra <= s.seqLast {
-			s.raCount = s.raWindow // the end of the disk
-			return nil
-		}
-		if s.entries[ra] != nil || s.zeroing[ra] != nil {
-			s.raCount++
-			continue
-		}
-		slot, ok := s.allocSlotLocked(true)
-		if !ok {
-			return nil // nothing evictable: stop
-		}
-		s.raCount++
-		s.st.readAheads++
-		return s.newLoadLocked(ra, slot, true)
-	}
-	return nil
 }
 
 // Prefetch queues blocks [first, first+count) to be read into the cache by
