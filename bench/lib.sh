@@ -67,3 +67,14 @@ result_median() {
 	if [ -z "$v" ]; then echo -; else # shellcheck disable=SC2086
 		median $v; fi
 }
+
+# wait_socket SOCK PID [LOG]: wait (up to 20 s) for the server PID to
+# create the unix socket SOCK; stop, showing LOG, if it exits or never does.
+wait_socket() {
+	for _ in $(seq 1000); do
+		[ -S "$1" ] && return 0
+		kill -0 "$2" 2>/dev/null || break
+		sleep 0.02
+	done
+	fail "$1 never appeared" "${3:-}"
+}

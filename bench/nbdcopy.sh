@@ -46,11 +46,6 @@ settle() {
 	cat "$work/in.img" >/dev/null
 }
 
-wait_socket() {
-	for _ in $(seq 500); do [ -S "$1" ] && return 0; sleep 0.02; done
-	echo "bench: $1 never appeared" >&2; exit 1
-}
-
 # run_one NAME: start the server, copy in (with a final flush), copy out.
 run_one() {
 	local name=$1 sock="$work/$1.sock" pid
@@ -66,7 +61,7 @@ run_one() {
 		;;
 	esac
 	pid=$!; pids+=("$pid")
-	wait_socket "$sock"
+	wait_socket "$sock" "$pid" "$work/server.log"
 	settle
 	local t0 t1 t2
 	t0=$(now)

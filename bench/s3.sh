@@ -88,15 +88,6 @@ requests() {
 		      printf "%d %s +%d other (%d errors)", n[top], top, all - n[top], errs }'
 }
 
-wait_socket() {
-	for _ in $(seq 1000); do
-		[ -S "$1" ] && return 0
-		kill -0 "$srv_pid" 2>/dev/null || break
-		sleep 0.02
-	done
-	echo "bench: $1 never appeared:" >&2; cat "$2" >&2; exit 1
-}
-
 # serve LOG BUCKET [FLAGS...]: start s3backer-go on a new socket.
 sock=$work/nbd.sock
 uri="nbd+unix:///?socket=$sock"
@@ -106,7 +97,7 @@ serve() {
 	"$BIN" --nbd -f --baseURL="$URL" --accessId="$KEY" --accessKey="$SECRET" "$@" \
 		"$bucket" "$uri" 2>"$log" &
 	srv_pid=$!
-	wait_socket "$sock" "$log"
+	wait_socket "$sock" "$srv_pid" "$log"
 }
 # stop LOG: SIGTERM (flush, clear the mount token) and check a clean exit.
 stop() {
