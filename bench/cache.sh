@@ -111,12 +111,7 @@ serve() {
 	rm -f "$sock"
 	"$BIN" --nbd -f "${S3[@]}" "$@" "$bucket" "$uri" 2>"$log" &
 	srv_pid=$!
-	for _ in $(seq 1500); do
-		[ -S "$sock" ] && return 0
-		kill -0 "$srv_pid" 2>/dev/null || break
-		sleep 0.02
-	done
-	fail "s3backer-go did not serve:" "$log"
+	wait_socket "$sock" "$srv_pid" "$log"
 }
 # unserve LOG: SIGTERM (flush, clear the mount token), check a clean exit.
 unserve() {
