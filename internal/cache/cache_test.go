@@ -1218,3 +1218,27 @@ func TestReadAheadTwoRuns(t *testing.T) {
 		}
 	})
 }
+
+// A run's read-ahead stops short of blocks another run has already read
+// (and the cache may have evicted): nbdcopy's threads each read their own
+// part of the disk, and reaching the next part must not fetch it again.
+func TestReadAheadNotIntoAnotherRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLower(bs, 128)
+		// A cache too small to keep the second part once it is read.
+		c := newCache(t, l, Options{Size: 8, Threads: 4, WriteDelay: time.Second, ReadAhead: 4, ReadAheadTrigger: 2})
+		for n := uint64(40); n < 70; n++ { // the second part, read first
+			mustRead(t, c, n)
+		}
+		synctest.Wait()
+		for n := uint64(36); n < 40; n++ { // the end of the first part
+			mustRead(t, c, n)
+		}
+		synctest.Wait()
+		for n := uint64(40); n < 70; n++ {
+			if k := l.readsOfBlock(n); k != 1 {
+				t.Fatalf("block %d read %d times below", n, k)
+			}
+		}
+	})
+}

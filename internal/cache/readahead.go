@@ -13,6 +13,7 @@ const maxRuns = 4
 
 // seqRun is one sequential reader as the cache sees it.
 type seqRun struct {
+	first   uint64 // where the run began
 	last    uint64 // the furthest block read
 	count   int    // blocks of the run so far (0: unused)
 	started int    // read-ahead blocks started beyond last
@@ -45,7 +46,7 @@ func (s *Store) noteReadLocked(n uint64) int {
 	case r.count > 0:
 		// A block of the run arriving late, or read again.
 	default:
-		*r = seqRun{last: n, count: 1, window: s.readAhead}
+		*r = seqRun{first: n, last: n, count: 1, window: s.readAhead}
 	}
 	r.used = s.runTick
 	if s.runWantsLocked(r) {
@@ -114,6 +115,20 @@ func (s *Store) growReadAheadLocked(i int) {
 	s.kickLocked()
 }
 
+// passedByOther reports whether a run other than i has already read
+// through block n: a reader that read its part of the disk in order (as
+// nbdcopy's threads do) must not have its blocks fetched again because
+// the run before it reached the boundary.
+func (s *Store) passedByOther(i int, n uint64) bool {
+	for j := range s.runs {
+		o := &s.runs[j]
+		if j != i && o.count >= 2 && o.first <= n && n <= o.last {
+			return true
+		}
+	}
+	return false
+}
+
 // readAheadLocked starts loading the next read-ahead block of a run that
 // is due one, if a slot can be had without waiting.
 func (s *Store) readAheadLocked() *entry {
@@ -125,7 +140,7 @@ func (s *Store) readAheadLocked() *entry {
 				r.started = r.window // the end of the disk
 				break
 			}
-			if s.entries[ra] != nil || s.zeroing[ra] != nil {
+			if s.entries[ra] != nil || s.zeroing[ra] != nil || s.passedByOther(i, ra) {
 				r.started++
 				continue
 			}
