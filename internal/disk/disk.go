@@ -258,7 +258,7 @@ func Open(ctx context.Context, cfg *config.Config, opt Options) (_ *Disk, err er
 		if err != nil {
 			return nil, exitcode.UsageError{Err: err}
 		}
-		st = ec
+		st = ec.Tagged()
 		d.stats.Extra(ecprotectStats(ec))
 	}
 	// With --sharedDiskMode other hosts write the same blocks: nothing

@@ -544,3 +544,49 @@ func TestRandomOverLaggyStore(t *testing.T) {
 		}
 	})
 }
+
+// Over a Tagger, Tagged passes tags through; a conditional read goes below
+// only for a block the layer remembers nothing of.
+func TestTagged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		plain := mustNew(t, newLaggy(512, 8, 0), Options{Size: 8, Time: 5 * time.Second})
+		defer plain.Close()
+		if _, ok := plain.Tagged().(blockstore.Tagger); ok {
+			t.Fatal("Tagged over a store without tags offers tags")
+		}
+		l := taggedLaggy{newLaggy(512, 8, 0), new(atomic.Int64)}
+		ec := mustNew(t, l, Options{Size: 8, Time: 5 * time.Second})
+		defer ec.Close()
+		s, ok := ec.Tagged().(blockstore.Tagger)
+		if !ok {
+			t.Fatal("Tagged over a Tagger offers no tags")
+		}
+		tag, err := s.WriteBlockTag(bg, 1, pattern(512, 1))
+		if err != nil || tag != "v0" {
+			t.Fatalf("write: tag %q, %v", tag, err)
+		}
+		buf := make([]byte, 512)
+		if tag, err := s.ReadBlockTag(bg, 1, buf); err != nil || tag != "v0" || !bytes.Equal(buf, pattern(512, 1)) {
+			t.Fatalf("read: tag %q, %v", tag, err)
+		}
+		// Remembered: read whole and checked, reported changed.
+		changed, tag, err := s.ReadBlockIfChanged(bg, 1, "v0", buf)
+		if err != nil || !changed || tag != "v0" || l.conditional.Load() != 0 {
+			t.Fatalf("conditional read of a remembered block: %v %q %v, %d below", changed, tag, err, l.conditional.Load())
+		}
+		// Forgotten: asked below.
+		time.Sleep(6 * time.Second)
+		changed, _, err = s.ReadBlockIfChanged(bg, 1, "v0", buf)
+		if err != nil || changed || l.conditional.Load() != 1 {
+			t.Fatalf("conditional read of a forgotten block: %v %v, %d below", changed, err, l.conditional.Load())
+		}
+		// A zero block has no tag and is not read below.
+		if tag, err := s.WriteBlockTag(bg, 2, nil); err != nil || tag != "" {
+			t.Fatalf("zero write: tag %q, %v", tag, err)
+		}
+		reads := l.reads.Load()
+		if tag, err := s.ReadBlockTag(bg, 2, buf); err != nil || tag != "" || !blockstore.IsZero(buf) || l.reads.Load() != reads {
+			t.Fatalf("zeroed block: tag %q, %v, %d reads below", tag, err, l.reads.Load()-reads)
+		}
+	})
+}

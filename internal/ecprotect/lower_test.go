@@ -2,6 +2,7 @@ package ecprotect
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -58,8 +59,9 @@ func (l *laggy) ReadBlock(ctx context.Context, n uint64, buf []byte) error {
 	return nil
 }
 
-// visible fills buf with the version of block n that reads see now.
-func (l *laggy) visible(n uint64, buf []byte) {
+// visible fills buf with the version of block n that reads see now, and
+// returns its tag ("": none, or zero).
+func (l *laggy) visible(n uint64, buf []byte) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	clear(buf)
@@ -68,9 +70,19 @@ func (l *laggy) visible(n uint64, buf []byte) {
 	for i := len(vs) - 1; i >= 0; i-- {
 		if !vs[i].at.After(visible) {
 			copy(buf, vs[i].data)
-			break
+			return versionTag(vs[i], i)
 		}
 	}
+	return ""
+}
+
+// versionTag is the tag of the i-th version of a block: "vI", or "" for a
+// zero block (not stored).
+func versionTag(v version, i int) string {
+	if v.data == nil {
+		return ""
+	}
+	return fmt.Sprintf("v%d", i)
 }
 
 func (l *laggy) WriteBlock(ctx context.Context, n uint64, data []byte) error {
@@ -149,3 +161,42 @@ var (
 	_ blockstore.Surveyor   = bulkLaggy{}
 	_ blockstore.Prober     = bulkLaggy{}
 )
+
+// taggedLaggy adds tags (blockstore.Tagger), the version numbers, lagging
+// as the data does; it counts conditional reads apart.
+type taggedLaggy struct {
+	*laggy
+	conditional *atomic.Int64
+}
+
+func (l taggedLaggy) ReadBlockTag(ctx context.Context, n uint64, buf []byte) (string, error) {
+	if err := blockstore.CheckBlock(l, n, buf); err != nil {
+		return "", err
+	}
+	l.reads.Add(1)
+	return l.visible(n, buf), nil
+}
+
+func (l taggedLaggy) WriteBlockTag(ctx context.Context, n uint64, data []byte) (string, error) {
+	if err := l.WriteBlock(ctx, n, data); err != nil {
+		return "", err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	vs := l.versions[n]
+	return versionTag(vs[len(vs)-1], len(vs)-1), nil
+}
+
+func (l taggedLaggy) ReadBlockIfChanged(ctx context.Context, n uint64, tag string, buf []byte) (bool, string, error) {
+	if err := blockstore.CheckBlock(l, n, buf); err != nil {
+		return false, "", err
+	}
+	l.conditional.Add(1)
+	tmp := make([]byte, len(buf))
+	now := l.visible(n, tmp)
+	if now == tag {
+		return false, tag, nil
+	}
+	copy(buf, tmp)
+	return true, now, nil
+}

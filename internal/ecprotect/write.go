@@ -17,8 +17,15 @@ const bulkParallel = 16
 // last write ended and the table has room for it, and remembers what was
 // written.
 func (s *Store) WriteBlock(ctx context.Context, n uint64, data []byte) error {
+	_, err := s.write(ctx, n, data, func() (string, error) { return "", s.lower.WriteBlock(ctx, n, data) })
+	return err
+}
+
+// write is WriteBlock writing below with writeLower, which returns the
+// block's new tag if it has one.
+func (s *Store) write(ctx context.Context, n uint64, data []byte, writeLower func() (string, error)) (string, error) {
 	if err := blockstore.CheckBlock(s, n, data); err != nil {
-		return err
+		return "", err
 	}
 	zero := data == nil || blockstore.IsZero(data)
 	var sum uint64
@@ -27,7 +34,7 @@ func (s *Store) WriteBlock(ctx context.Context, n uint64, data []byte) error {
 	}
 	e, report, err := s.acquire(ctx, n, zero, sum)
 	if err != nil {
-		return fmt.Errorf("block %d: %w", n, err)
+		return "", fmt.Errorf("block %d: %w", n, err)
 	}
 	// A listing in progress may not show this block yet: report it.
 	// Outside s.mu: the callback may take locks of the layers above.
@@ -35,11 +42,11 @@ func (s *Store) WriteBlock(ctx context.Context, n uint64, data []byte) error {
 		sv.fn(n)
 		sv.calls.Done()
 	}
-	err = s.lower.WriteBlock(ctx, n, data)
+	tag, err := writeLower()
 	s.mu.Lock()
 	s.endLocked(e, err)
 	s.mu.Unlock()
-	return err
+	return tag, err
 }
 
 // acquire waits until block n may be written and marks it as being

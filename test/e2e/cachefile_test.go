@@ -376,6 +376,17 @@ h.flush()
 		t.Fatalf("verifying read %q, want the block changed in S3", got)
 	}
 	s.stop(syscall.SIGTERM)
+
+	// The same with the MD5 cache (ecprotect) between the cache and S3:
+	// the check goes through it.
+	s = startWith(t, false, append(s3Flags(gw, ""), "--size=4M", "--blockSize=64k"), bucket)
+	s3fNbdsh(t, s, `h.pwrite(b"C" * 65536, 0)`)
+	s.stop(syscall.SIGTERM)
+	s = startWith(t, false, crashFlags(gw, cacheFile, "--md5CacheSize=64", "--md5CacheTime=1000"), bucket)
+	if got := read(s); got != "CK" {
+		t.Fatalf("verifying read through the MD5 cache %q, want the block changed in S3", got)
+	}
+	s.stop(syscall.SIGTERM)
 }
 
 // A cache file of the C s3backer holding dirty blocks is refused with the
