@@ -118,7 +118,9 @@ func (s *Store) growReadAheadLocked(i int) {
 // passedByOther reports whether a run other than i has already read
 // through block n: a reader that read its part of the disk in order (as
 // nbdcopy's threads do) must not have its blocks fetched again because
-// the run before it reached the boundary.
+// the run before it reached the boundary. The price: a second reader
+// following the first over the same blocks gets no read-ahead there
+// (what it reads is likely still cached).
 func (s *Store) passedByOther(i int, n uint64) bool {
 	for j := range s.runs {
 		o := &s.runs[j]
