@@ -6,17 +6,13 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/s3backer-go/s3backer/internal/config"
 	"github.com/s3backer-go/s3backer/internal/daemon"
 	"github.com/s3backer-go/s3backer/internal/exitcode"
 	"github.com/s3backer-go/s3backer/internal/fusefs"
-	"github.com/s3backer-go/s3backer/internal/logging"
 	"github.com/s3backer-go/s3backer/internal/sdnotify"
 )
 
@@ -44,17 +40,13 @@ func serveFUSE(cfg *config.Config, stderr io.Writer) error {
 	if err := fusefs.CheckMountpoint(mountpoint); err != nil {
 		return exitcode.UsageError{Err: err}
 	}
-	if detached, err := daemonize(cfg, stderr, fmt.Sprintf("mounting %s on %s", cfg.BucketArg, mountpoint)); detached || err != nil {
+	// A stop requested while the disk opens is acted on by not mounting.
+	log, sigs, release, detached, err := startService(cfg, stderr, fmt.Sprintf("mounting %s on %s", cfg.BucketArg, mountpoint))
+	if detached || err != nil {
 		return err
 	}
-	log := logging.New(logging.Options{Debug: cfg.Debug, Syslog: daemon.IsChild()})
+	defer release()
 	ctx := context.Background()
-
-	// Caught from the start: a stop requested while the disk opens is
-	// acted on (by not mounting) rather than killing us half-way.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 
 	d, err := openDisk(ctx, cfg, log)
 	if err != nil {

@@ -6,15 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/signal"
 	"runtime"
-	"syscall"
 
 	"github.com/s3backer-go/s3backer/internal/config"
 	"github.com/s3backer-go/s3backer/internal/daemon"
 	"github.com/s3backer-go/s3backer/internal/exitcode"
-	"github.com/s3backer-go/s3backer/internal/logging"
 	"github.com/s3backer-go/s3backer/internal/nbddev"
 	"github.com/s3backer-go/s3backer/internal/sdnotify"
 )
@@ -30,17 +26,13 @@ const maxKernelConnections = 4
 // flag. Like s3backer it daemonizes unless -f/-d, and the command returns
 // 0 only once the device is attached.
 func serveKernel(cfg *config.Config, device string, stderr io.Writer) error {
-	if detached, err := daemonize(cfg, stderr, fmt.Sprintf("connecting %s to %s", cfg.BucketArg, device)); detached || err != nil {
+	// A stop requested while the disk opens is acted on by not attaching.
+	log, sigs, release, detached, err := startService(cfg, stderr, fmt.Sprintf("connecting %s to %s", cfg.BucketArg, device))
+	if detached || err != nil {
 		return err
 	}
-	log := logging.New(logging.Options{Debug: cfg.Debug, Syslog: daemon.IsChild()})
+	defer release()
 	ctx := context.Background()
-
-	// Caught from the start: a stop requested while the disk opens is
-	// acted on (by not attaching) rather than killing us half-way.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 
 	// Fail on a wrong or busy device before the disk is opened (which
 	// may survey the bucket and takes the 'already mounted' flag).

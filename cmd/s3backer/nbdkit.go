@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/s3backer-go/s3backer/internal/config"
 	"github.com/s3backer-go/s3backer/internal/daemon"
-	"github.com/s3backer-go/s3backer/internal/logging"
 	"github.com/s3backer-go/s3backer/internal/nbddev"
 	"github.com/s3backer-go/s3backer/internal/sdnotify"
 )
@@ -114,15 +112,12 @@ func serveNBDKit(cfg *config.Config, target nbdTarget, stderr io.Writer) error {
 	if target.device != "" {
 		what = fmt.Sprintf("connecting %s to %s", cfg.BucketArg, target.device)
 	}
-	if detached, err := daemonize(cfg, stderr, what); detached || err != nil {
+	log, sigs, release, detached, err := startService(cfg, stderr, what)
+	if detached || err != nil {
 		return err
 	}
-	log := logging.New(logging.Options{Debug: cfg.Debug, Syslog: daemon.IsChild()})
+	defer release()
 	ctx := context.Background()
-
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 
 	if target.device != "" {
 		if err := nbddev.Check(ctx, target.device); err != nil {

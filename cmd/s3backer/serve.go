@@ -83,6 +83,22 @@ func serveNBD(cfg *config.Config, stderr io.Writer) error {
 	return stop(srv, d, log, serveErr)
 }
 
+// startService begins the modes that attach or mount (FUSE, /dev/nbdX,
+// nbdkit): it daemonizes (see daemonize) and, in the process that goes
+// on, sets up the log and catches the stop signals from the start, so that
+// a stop requested while the disk opens is acted on rather than killing
+// the process half-way. detached: this process is done. release stops
+// catching the signals.
+func startService(cfg *config.Config, stderr io.Writer, what string) (log *slog.Logger, sigs <-chan os.Signal, release func(), detached bool, err error) {
+	if detached, err := daemonize(cfg, stderr, what); detached || err != nil {
+		return nil, nil, nil, detached, err
+	}
+	log = logging.New(logging.Options{Debug: cfg.Debug, Syslog: daemon.IsChild()})
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	return log, ch, func() { signal.Stop(ch) }, false, nil
+}
+
 // daemonize puts the program in the background unless -f/-d (or already
 // there): the parent returns detached=true once the child serves, after
 // telling the user "s3backer: WHAT and daemonizing", as s3backer does.
