@@ -44,18 +44,14 @@ export PATH=/usr/bin:$PATH
 export AWS_EC2_METADATA_DISABLED=true
 KEY=bench-access SECRET=bench-secret
 
-for tool in nbdcopy fusermount curl dd; do
-	command -v $tool >/dev/null || { echo "bench: $tool missing (scripts/install-test-deps.sh)" >&2; exit 1; }
-done
-[ -x "$TIME" ] || { echo "bench: $TIME missing (apt-get install time)" >&2; exit 1; }
-[ -x "$CBIN" ] || { echo "bench: $CBIN missing (apt-get install s3backer)" >&2; exit 1; }
-[ -e /dev/fuse ] || { echo "bench: no /dev/fuse" >&2; exit 1; }
-[ -x "$VGW" ] || { echo "bench: versitygw missing (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+need nbdcopy fusermount curl dd
+need_gateway
+need_c
 [ -x "$BIN" ] || make build >/dev/null
 
 work=$(mktemp -d /var/tmp/s3b-cpubench.XXXXXX)
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 gw_pid="" tpid="" mnt=$work/mnt
 cleanup() {
 	if mountpoint -q "$mnt" 2>/dev/null; then fusermount -u -z "$mnt" 2>/dev/null || true; fi

@@ -47,22 +47,18 @@ export PATH=/usr/bin:/usr/sbin:/sbin:$PATH
 export AWS_EC2_METADATA_DISABLED=true
 KEY=bench-access SECRET=bench-secret
 
-for tool in nbdcopy fusermount losetup curl dd; do
-	command -v $tool >/dev/null || { echo "bench: $tool missing (scripts/install-test-deps.sh)" >&2; exit 1; }
-done
-[ -x "$TIME" ] || { echo "bench: $TIME missing (apt-get install time)" >&2; exit 1; }
-[ -x "$CBIN" ] || { echo "bench: $CBIN missing (apt-get install s3backer)" >&2; exit 1; }
-[ -e /dev/fuse ] || { echo "bench: no /dev/fuse" >&2; exit 1; }
-[ -x "$VGW" ] || { echo "bench: versitygw missing (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+need nbdcopy fusermount losetup curl dd
+need_gateway
+need_c
 [ -x "$BIN" ] || make build >/dev/null
 if [[ " $PATHS " == *" ours-plugin "* ]]; then
-	command -v nbdkit >/dev/null || fail "nbdkit missing (scripts/install-test-deps.sh)"
+	need nbdkit
 	[ -e "$PLUGIN" ] || make plugin >/dev/null
 fi
 
 work=$(mktemp -d /var/tmp/s3b-fusebench.XXXXXX)
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 gw_pid="" pid="" tpid="" loop="" mnt=$work/mnt
 cleanup() {
 	if [ -n "$loop" ]; then losetup -d "$loop" 2>/dev/null || true; fi

@@ -3,6 +3,23 @@
 # the script removes on exit) set before they are called.
 # shellcheck shell=bash disable=SC2154
 
+# need TOOL...: stop unless every TOOL is installed.
+need() {
+	local t
+	for t; do command -v "$t" >/dev/null || fail "$t missing (scripts/install-test-deps.sh)"; done
+}
+# need_gateway: stop unless VGW is the versitygw binary.
+need_gateway() {
+	[ -x "$VGW" ] || fail "versitygw missing (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)"
+}
+# need_c: stop unless the C s3backer (CBIN), TIME (/usr/bin/time, for its
+# CPU seconds) and /dev/fuse are there, for the benchmarks beside it.
+need_c() {
+	[ -x "$TIME" ] || fail "$TIME missing (apt-get install time)"
+	[ -x "$CBIN" ] || fail "$CBIN missing (apt-get install s3backer)"
+	[ -e /dev/fuse ] || fail "no /dev/fuse"
+}
+
 # start_gateway: a Versity S3 Gateway (posix backend in $work/gw,
 # --keep-alive: without it every request opens a connection and throughput
 # drops by a fifth) on a free loopback port, polled until it answers; with

@@ -15,9 +15,9 @@ RUNS=${RUNS:-5}
 BIN=${S3BACKER_BIN:-bin/s3backer}
 export PATH=/usr/bin:$PATH
 
-for tool in nbdcopy nbdkit; do
-	command -v $tool >/dev/null || { echo "bench: $tool missing (scripts/install-test-deps.sh)" >&2; exit 1; }
-done
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+need nbdcopy nbdkit
 [ -x "$BIN" ] || make build >/dev/null
 
 work=$(mktemp -d /var/tmp/s3b-bench.XXXXXX)
@@ -28,8 +28,6 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 
 head -c $((SIZE_MB << 20)) /dev/urandom >"$work/in.img"
 

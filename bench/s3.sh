@@ -43,15 +43,13 @@ export PATH=/usr/bin:$PATH
 export AWS_EC2_METADATA_DISABLED=true
 KEY=bench-access SECRET=bench-secret
 
-for tool in nbdcopy curl go; do
-	command -v $tool >/dev/null || { echo "bench: $tool missing (scripts/install-test-deps.sh)" >&2; exit 1; }
-done
-[ -x "$VGW" ] || { echo "bench: versitygw missing (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+need nbdcopy curl go
+need_gateway
 [ -x "$BIN" ] || make build >/dev/null
 
 work=$(mktemp -d /var/tmp/s3b-s3bench.XXXXXX)
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 gw_pid="" srv_pid=""
 cleanup() {
 	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null || true
