@@ -1,30 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/s3backer-go/s3backer/internal/testenv/lockedbuf"
 )
-
-// lockedBuffer is written by the progress goroutine and read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestProgressLine(t *testing.T) {
 	p := &progress{what: "erasing", total: 1000}
@@ -53,7 +35,7 @@ func TestProgressPlain(t *testing.T) {
 	old := lineInterval
 	lineInterval = time.Millisecond
 	defer func() { lineInterval = old }()
-	var out lockedBuffer
+	var out lockedbuf.Buffer
 	p := newProgress(&out, "erasing", 10, false)
 	p.Add(4)
 	deadline := time.Now().Add(10 * time.Second)
@@ -74,7 +56,7 @@ func TestProgressPlain(t *testing.T) {
 }
 
 func TestProgressQuiet(t *testing.T) {
-	var out lockedBuffer
+	var out lockedbuf.Buffer
 	p := newProgress(&out, "erasing", 10, true)
 	p.Add(10)
 	p.Finish()

@@ -9,12 +9,12 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/s3backer-go/s3backer/internal/backend"
 	"github.com/s3backer-go/s3backer/internal/backend/mem"
 	"github.com/s3backer-go/s3backer/internal/blockcrypt"
+	"github.com/s3backer-go/s3backer/internal/testenv/lockedbuf"
 )
 
 // encStore is a store of 64 blocks of 4 KiB under mybucket/disk1/ with the
@@ -183,7 +183,7 @@ func TestEncryptedTamperingIsEIO(t *testing.T) {
 			if c.change != nil {
 				c.change(s, b)
 			}
-			var logs syncBuffer
+			var logs lockedbuf.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, nil))
 			r := encStore(t, b, func(o *Options) {
 				o.Logger = log
@@ -207,24 +207,6 @@ func TestEncryptedTamperingIsEIO(t *testing.T) {
 			}
 		})
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func TestParseMAC(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/s3backer-go/s3backer/internal/backend/mem"
+	"github.com/s3backer-go/s3backer/internal/testenv/lockedbuf"
 )
 
 // A flag holding the token a cache file recorded is that file's crashed
@@ -15,8 +16,8 @@ func TestAcquireAcceptsCacheFileToken(t *testing.T) {
 	ctx := context.Background()
 	b := mem.New()
 	plant(t, b, "2d3806ab", "thishost\n20261124T172910Z\n")
-	var log logBuf
-	l, err := Acquire(ctx, b, prefix, AcquireOptions{Accept: 0x2d3806ab, Token: 0x2d3806ab, Logger: log.logger()})
+	var log lockedbuf.Buffer
+	l, err := Acquire(ctx, b, prefix, AcquireOptions{Accept: 0x2d3806ab, Token: 0x2d3806ab, Logger: textLogger(&log)})
 	if err != nil {
 		t.Fatalf("accepted token refused: %v", err)
 	}

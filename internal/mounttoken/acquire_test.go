@@ -1,10 +1,10 @@
 package mounttoken
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -13,29 +13,13 @@ import (
 
 	"github.com/s3backer-go/s3backer/internal/backend"
 	"github.com/s3backer-go/s3backer/internal/backend/mem"
+	"github.com/s3backer-go/s3backer/internal/testenv/lockedbuf"
 )
 
 const prefix = "disk1/"
 
-// logBuf collects warnings for assertions.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuf) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
+// textLogger logs as text to w, for assertions on what was logged.
+func textLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
 
 // plant sets a flag as another host would have.
 func plant(t *testing.T, b backend.Backend, token string, body string) {
@@ -142,8 +126,8 @@ func TestAcquireForce(t *testing.T) {
 	ctx := context.Background()
 	b := mem.New()
 	plant(t, b, "2d3806ab", "otherhost\n20261124T172910Z\n")
-	var log logBuf
-	l, err := Acquire(ctx, b, prefix, AcquireOptions{Bucket: "mybucket", Force: true, Logger: log.logger()})
+	var log lockedbuf.Buffer
+	l, err := Acquire(ctx, b, prefix, AcquireOptions{Bucket: "mybucket", Force: true, Logger: textLogger(&log)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,9 +255,9 @@ func TestAcquireRace(t *testing.T) {
 
 	// With --force the mount goes on and makes the flag its own again.
 	for _, after := range []func(*mem.Backend){overwrite, vanish} {
-		var log logBuf
+		var log lockedbuf.Buffer
 		r = &racer{Backend: mem.New(), after: after}
-		l, err := Acquire(ctx, r, prefix, AcquireOptions{Force: true, Logger: log.logger()})
+		l, err := Acquire(ctx, r, prefix, AcquireOptions{Force: true, Logger: textLogger(&log)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3backer-go/s3backer/internal/testenv/lockedbuf"
 	"github.com/s3backer-go/s3backer/internal/testenv/versitygw"
 )
 
@@ -454,7 +455,7 @@ func TestNBDKitWrapperPrompt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out lockedbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -481,22 +482,4 @@ func TestNBDKitWrapperPrompt(t *testing.T) {
 	s := startServer(t, dir, false, "--size=4M", "--blockSize=64k", "--encrypt", "--password=pw123")
 	readBack(t, s.URI, in)
 	s.stop(syscall.SIGTERM)
-}
-
-// syncBuffer is a bytes.Buffer a process writes to while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

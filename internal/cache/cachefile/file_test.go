@@ -8,33 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/s3backer-go/s3backer/internal/cache"
+	"github.com/s3backer-go/s3backer/internal/testenv/lockedbuf"
 )
 
 const (
 	bs      = 4096
 	nblocks = 1000
 )
-
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func pattern(seed int) []byte {
 	b := make([]byte, bs)
@@ -48,7 +31,7 @@ func pattern(seed int) []byte {
 type opener struct {
 	t    *testing.T
 	path string
-	log  logBuf
+	log  lockedbuf.Buffer
 }
 
 func newOpener(t *testing.T) *opener {
