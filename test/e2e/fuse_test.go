@@ -107,14 +107,7 @@ func tryStartFUSE(t *testing.T, flags []string, bucket, dir string) (*fuseMount,
 // requires a clean exit.
 func (m *fuseMount) exited(why string) {
 	m.t.Helper()
-	select {
-	case err := <-m.done:
-		if err != nil {
-			m.t.Fatalf("s3backer exited with %v after %s\n%s", err, why, m.logText())
-		}
-	case <-time.After(60 * time.Second):
-		m.t.Fatalf("s3backer did not exit after %s\n%s", why, m.logText())
-	}
+	m.proc.exited(why)
 	if isMounted(m.Dir) {
 		m.t.Fatalf("%s still mounted after s3backer exited", m.Dir)
 	}

@@ -104,6 +104,21 @@ func startProc(t *testing.T, cmd *exec.Cmd, line func(string)) (*proc, error) {
 	return p, nil
 }
 
+// exited waits (up to a minute) for the process to end, after why (a
+// signal, an unmount), and requires a clean exit.
+func (p *proc) exited(why string) {
+	p.t.Helper()
+	name := filepath.Base(p.cmd.Path)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			p.t.Fatalf("%s exited with %v after %s\n%s", name, err, why, p.logText())
+		}
+	case <-time.After(60 * time.Second):
+		p.t.Fatalf("%s did not exit after %s\n%s", name, why, p.logText())
+	}
+}
+
 // logText is the process's stderr so far.
 func (p *proc) logText() string {
 	p.mu.Lock()
@@ -197,14 +212,7 @@ func (s *server) stop(sig syscall.Signal) {
 	if err := s.cmd.Process.Signal(sig); err != nil {
 		s.t.Fatal(err)
 	}
-	select {
-	case err := <-s.done:
-		if err != nil {
-			s.t.Fatalf("s3backer exited with %v after %v\n%s", err, sig, s.logText())
-		}
-	case <-time.After(60 * time.Second):
-		s.t.Fatalf("s3backer did not stop after %v\n%s", sig, s.logText())
-	}
+	s.exited(sig.String())
 }
 
 // run runs a tool and returns its stdout, failing the test on error.

@@ -103,14 +103,7 @@ func startNBDKit(t *testing.T, params ...string) *nbdkitServer {
 func (s *nbdkitServer) stop() {
 	s.t.Helper()
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-s.done:
-		if err != nil {
-			s.t.Fatalf("nbdkit exited with %v:\n%s", err, s.logText())
-		}
-	case <-time.After(60 * time.Second):
-		s.t.Fatalf("nbdkit did not stop:\n%s", s.logText())
-	}
+	s.exited(syscall.SIGTERM.String())
 }
 
 // nbdinfoJSON is the part of `nbdinfo --json` the tests look at.
