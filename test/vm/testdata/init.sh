@@ -72,13 +72,17 @@ start() {
 	[ "$size" = $((256 * 2048)) ] || fail "size $size sectors"
 	ok "thread=$(cat /sys/block/nbd0/pid) backend=$(cat /sys/block/nbd0/backend 2>/dev/null)"
 }
-stop() {
-	# The kernel records the attaching thread; signal its process.
-	tid=$(cat /sys/block/nbd0/pid) || fail "not attached"
+# kill_server DEV: SIGTERM to the process serving /dev/DEV, and wait for
+# it to exit. The kernel records the attaching thread; signal its process.
+kill_server() {
+	tid=$(cat /sys/block/$1/pid) || fail "not attached"
 	pid=$(sed -n 's/^Tgid:[[:space:]]*//p' /proc/$tid/status)
 	[ -n "$pid" ] || fail "no process for thread $tid"
 	kill -TERM "$pid" || fail "kill $pid"
 	wait_gone "$pid" || fail "s3backer $pid still running"
+}
+stop() {
+	kill_server nbd0
 	ok
 	step detached
 	[ ! -e /sys/block/nbd0/pid ] || fail "pid file still there"
@@ -185,10 +189,7 @@ if [ "$MODE" = test ] && [ -x /bin/nbdkit ]; then
 	[ "$got" = "$want" ] || fail "read back $got, wrote $want"
 	ok
 	step nbdkit-stop
-	tid=$(cat /sys/block/nbd1/pid) || fail "not attached"
-	pid=$(sed -n 's/^Tgid:[[:space:]]*//p' /proc/$tid/status)
-	kill -TERM "$pid" || fail "kill $pid"
-	wait_gone "$pid" || fail "s3backer $pid still running"
+	kill_server nbd1
 	[ ! -e /sys/block/nbd1/pid ] || fail "still attached"
 	n=0
 	while nbdkit_running; do
