@@ -82,9 +82,7 @@ func (fs *FS) Release(_ <-chan struct{}, in *fuse.ReleaseIn) {
 
 func (fs *FS) Read(_ <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
 	if in.Fh >= firstStatsFh {
-		fs.statsMu.Lock()
-		text, ok := fs.statsFiles[in.Fh]
-		fs.statsMu.Unlock()
+		text, ok := fs.statsSnapshot(in.Fh)
 		if !ok {
 			return nil, fuse.EBADF
 		}
@@ -108,6 +106,14 @@ func (fs *FS) Read(_ <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadRes
 		return nil, fs.status("read", off, n, err)
 	}
 	return fuse.ReadResultData(p), fuse.OK
+}
+
+// statsSnapshot is the text an open stats-file handle reads.
+func (fs *FS) statsSnapshot(fh uint64) ([]byte, bool) {
+	fs.statsMu.Lock()
+	defer fs.statsMu.Unlock()
+	text, ok := fs.statsFiles[fh]
+	return text, ok
 }
 
 func (fs *FS) Write(_ <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {

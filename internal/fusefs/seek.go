@@ -40,9 +40,7 @@ func (fs *FS) Lseek(_ <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) fus
 	}
 	var size int64
 	if in.Fh >= firstStatsFh {
-		fs.statsMu.Lock()
-		text, ok := fs.statsFiles[in.Fh]
-		fs.statsMu.Unlock()
+		text, ok := fs.statsSnapshot(in.Fh)
 		if !ok {
 			return fuse.EBADF
 		}
