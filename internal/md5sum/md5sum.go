@@ -4,25 +4,28 @@
 //
 // MD5 is the largest CPU cost of that path, and one MD5 cannot be made
 // faster: each 64-byte step depends on the last. Independent digests can
-// run side by side in the lanes of one vector register, though, and
-// github.com/minio/md5-simd does that (8 lanes with AVX2, 16 with AVX-512)
-// in one server goroutine fed 32 KiB at a time. On the 2-core development
-// machine (AVX-512), hashing 256 KiB or 1 MiB buffers costs, in CPU seconds
-// per GB: crypto/md5 1.26; md5-simd, 8 or 16 buffers at once 0.5, 4 at once
-// 0.93, 2 at once 1.6, one alone 1.9. So the multi-buffer path pays only
-// for 4 buffers or more at once.
+// run side by side in the lanes of one vector register, though: sumLanes
+// (lanes.go) hashes 8 buffers at once. On the 2-core development machine
+// (AMD EPYC, AVX-512) one goroutine hashes 5.1 GB/s of 256 KiB buffers 8
+// at a time, where crypto/md5 does 0.8 GB/s (BenchmarkSumLanes); a batch
+// of 2 already costs less CPU than hashing both alone.
 //
-// Reads rarely overlap by themselves: a body arrives in one burst and is
-// hashed in a millisecond, so even with dozens of GETs in flight, one or
-// two bodies are being hashed at any moment. A Ticket, taken when a GET
-// starts, lets the first body that arrives wait (at most maxWait) for the
-// bodies of the other GETs in flight (longer for larger bodies), and the batch is hashed together.
-// It waits only when that pays and costs little: when enough other GETs
-// are in flight to make a batch, and bodies have lately been arriving fast
-// enough to fill one within maxWait, that is, when the disk is being read
-// at hundreds of MB/s, where CPU is what limits it. A slower stream of
-// reads (one at a time, or a remote S3's latency) is hashed at once, as
-// before: there would be nothing to gain from waiting, only latency.
+// Buffers rarely overlap by themselves: a body arrives in one burst and
+// is hashed in a millisecond, so even with dozens of requests in flight,
+// one or two bodies are being hashed at any moment. So the first body that
+// arrives may wait (at most maxWait, longer for larger bodies) for others
+// to join it, and the batch is hashed together. It waits only when that
+// pays and costs little: when bodies have lately been arriving fast enough
+// to fill a batch within the wait, that is, when the disk is being read or
+// written at hundreds of MB/s, where CPU is what limits it. A slower
+// stream (one request at a time, or a remote S3's latency) is hashed at
+// once: there would be nothing to gain from waiting, only latency.
+//
+// A read announces its body when its GET starts (Expect returns a
+// Ticket): a batch of reads stops waiting as soon as no other GET is in
+// flight, and a read does not wait unless enough GETs are in flight to
+// make a batch. A write's body (Sum) comes unannounced: a batch holding
+// one waits until it is full or its time is up.
 package md5sum
 
 import (
@@ -30,26 +33,23 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	md5simd "github.com/minio/md5-simd"
 )
 
 // Size is the length of an MD5 digest.
 const Size = md5.Size
 
 const (
-	// minSIMD is the fewest buffers hashed together on the multi-buffer
-	// path; smaller batches, and Sum while fewer are in progress, use
-	// crypto/md5 on every core.
-	minSIMD = 4
-	// maxBatch: 8 lanes already give the best cost per byte measured.
-	maxBatch = 8
+	// minBatch is the fewest buffers worth waiting for: the batch a body
+	// waits to form, and the arrivals per wait that make waiting pay.
+	minBatch = 4
+	// maxBatch: one sumLanes call.
+	maxBatch = lanes
 	// maxWait bounds how long a body waits for others to join its batch.
-	// It is spent only while at least minSIMD reads are in flight and
-	// bodies have lately arrived at least minSIMD-1 per maxWait (600 a
-	// second, 150 MB/s of 256 KiB blocks): there, CPU is what limits the
-	// reads, and their latency is mostly queueing already. Longer windows
-	// batch more at 1 MiB blocks (fewer bodies a second) but add latency.
+	// It is spent only while bodies have lately arrived at least
+	// minBatch-1 per maxWait (600 a second, 150 MB/s of 256 KiB blocks):
+	// there, CPU is what limits the transfers, and their latency is
+	// mostly queueing already. Longer windows batch more at 1 MiB blocks
+	// (fewer bodies a second) but add latency.
 	maxWait = 5 * time.Millisecond
 	// waitUnit: bodies larger than this arrive proportionally fewer per
 	// second at the same MB/s, so their window grows with their size, up
@@ -57,42 +57,17 @@ const (
 	// 17 % less CPU per GiB than 5 ms, interleaved runs on versitygw).
 	waitUnit     = 256 << 10
 	maxWaitLarge = 2 * maxWait
-	// minLen: shorter buffers are not worth the round trip to the server.
+	// minLen: shorter buffers are hashed at once, alone.
 	minLen = 16 << 10
-	// chunk is what the md5-simd server takes from a hasher at a time.
-	chunk = 32 << 10
-	// maxIdle bounds the idle hashers kept: each registered hasher costs
-	// the server a little on every round.
-	maxIdle = 2 * maxBatch
 )
 
-var (
-	active atomic.Int32 // Sum calls in progress
-	waits  atomic.Int64 // batches that waited for more buffers (tests)
-
-	startOnce sync.Once
-	server    md5simd.Server
-	idle      chan md5simd.Hasher
-)
+// waits counts batches that waited for more buffers (tests).
+var waits atomic.Int64
 
 // Sum returns the MD5 digest of b. It is safe for concurrent use, and
-// cheaper per byte while several goroutines call it at once.
+// cheaper per byte while many goroutines call it.
 func Sum(b []byte) [Size]byte {
-	if len(b) < minLen {
-		return md5.Sum(b)
-	}
-	n := active.Add(1)
-	defer active.Add(-1)
-	if n < minSIMD {
-		return md5.Sum(b)
-	}
-	h := getHasher()
-	// A hasher's Write fails only once it is closed, and this one is not.
-	_, _ = h.Write(b)
-	var sum [Size]byte
-	h.Sum(sum[:0])
-	putHasher(h)
-	return sum
+	return batcher.sum(b, false)
 }
 
 // waitFor is how long a body of n bytes may wait for others.
@@ -103,19 +78,25 @@ func waitFor(n int) time.Duration {
 // batchState gathers the buffers of Tickets into batches.
 type batchState struct {
 	mu       sync.Mutex
-	expected int    // Tickets out, neither summed nor cancelled
-	batch    []*job // the batch forming, led by its first job
-	wake     chan struct{}
+	expected int           // Tickets out, neither summed nor cancelled
+	forming  *batch        // nil when no batch is forming
 	last     time.Time     // when the last buffer arrived
 	gap      time.Duration // moving average of the time between arrivals
 }
 
 var batcher batchState
 
+// A batch is the buffers hashed together, gathered by its first job's
+// goroutine (the leader), which hashes them all.
+type batch struct {
+	jobs      []*job
+	untracked int           // jobs that came without a Ticket
+	wake      chan struct{} // the batch is complete (capacity 1)
+}
+
 type job struct {
 	b    []byte
 	sum  [Size]byte
-	self bool // hash b yourself
 	done chan struct{}
 }
 
@@ -156,63 +137,67 @@ func (t *Ticket) Sum(b []byte) [Size]byte {
 		panic("md5sum: Ticket used twice")
 	}
 	t.used = true
-	j := &job{b: b, done: make(chan struct{})}
-	bt := &batcher
+	return batcher.sum(b, true)
+}
+
+// sum hashes b, in a batch if one forms in time; ticketed: b comes with
+// a Ticket (counted in expected).
+func (bt *batchState) sum(b []byte, ticketed bool) [Size]byte {
 	bt.mu.Lock()
-	bt.expected--
+	if ticketed {
+		bt.expected--
+	}
 	now := time.Now()
 	// An idle spell counts as a long gap, not as an endless one.
 	bt.gap += (min(now.Sub(bt.last), 10*maxWait) - bt.gap) / 8
 	bt.last = now
 	window := waitFor(len(b))
-	if len(b) < minLen || len(bt.batch) == 0 && (bt.expected+1 < minSIMD || bt.gap*(minSIMD-1) > window) {
-		// Too short; or too few others in flight to make a batch, or
-		// they have been arriving too slowly to fill one soon.
+	slow := bt.gap*(minBatch-1) > window
+	if !haveLanes || len(b) < minLen || bt.forming == nil && (slow || ticketed && bt.expected+1 < minBatch) {
+		// No multi-buffer MD5 here, or too short; or bodies have been
+		// arriving too slowly to fill a batch soon, or too few reads are
+		// in flight to make one.
 		bt.ready()
 		bt.mu.Unlock()
 		return md5.Sum(b)
 	}
-	bt.batch = append(bt.batch, j)
-	lead := len(bt.batch) == 1
+	j := &job{b: b, done: make(chan struct{})}
+	bc := bt.forming
+	lead := bc == nil
 	if lead {
-		bt.wake = make(chan struct{}, 1)
+		bc = &batch{wake: make(chan struct{}, 1)}
+		bt.forming = bc
 	}
-	wake := bt.wake
+	bc.jobs = append(bc.jobs, j)
+	if !ticketed {
+		bc.untracked++
+	}
 	bt.ready()
 	bt.mu.Unlock()
 
 	if !lead {
 		<-j.done
-		if j.self {
-			return md5.Sum(b)
-		}
 		return j.sum
 	}
 
 	select {
-	case <-wake: // full, or nothing more to wait for
+	case <-bc.wake: // full, or nothing more to wait for
 	default:
 		waits.Add(1)
 		timer := time.NewTimer(window)
 		select {
-		case <-wake:
+		case <-bc.wake:
 		case <-timer.C:
 		}
 		timer.Stop()
 	}
 	bt.mu.Lock()
-	jobs := bt.batch
-	bt.batch = nil
+	if bt.forming == bc {
+		bt.forming = nil
+	}
+	jobs := bc.jobs
 	bt.mu.Unlock()
 
-	if len(jobs) < minSIMD {
-		// Each hashes its own, on as many cores as there are.
-		for _, o := range jobs[1:] {
-			o.self = true
-			close(o.done)
-		}
-		return md5.Sum(b)
-	}
 	hashBatch(jobs)
 	for _, o := range jobs[1:] {
 		close(o.done)
@@ -220,65 +205,31 @@ func (t *Ticket) Sum(b []byte) [Size]byte {
 	return j.sum
 }
 
-// ready wakes the leader of the forming batch once the batch is full, or
-// nothing more is expected, or too little to make it worth hashing
-// together. Called with bt.mu held.
+// ready hands the forming batch to its leader once the batch is full, or
+// — for a batch of reads alone — nothing more is expected, or too little
+// to make it worth waiting. Called with bt.mu held.
 func (bt *batchState) ready() {
-	if n := len(bt.batch); n > 0 && (n >= maxBatch || bt.expected == 0 || n+bt.expected < minSIMD) {
-		select {
-		case bt.wake <- struct{}{}:
-		default:
-		}
+	bc := bt.forming
+	if bc == nil {
+		return
+	}
+	n := len(bc.jobs)
+	if n >= maxBatch || bc.untracked == 0 && (bt.expected == 0 || n+bt.expected < minBatch) {
+		// No one joins it from now on.
+		bt.forming = nil
+		bc.wake <- struct{}{}
 	}
 }
 
-// hashBatch hashes every job's buffer on the multi-buffer path, feeding
-// the hashers in turn a chunk at a time so that the server always has all
-// of them to fill its lanes with.
+// hashBatch hashes the buffers of jobs (at most maxBatch) together.
 func hashBatch(jobs []*job) {
-	hs := make([]md5simd.Hasher, len(jobs))
-	for i := range hs {
-		hs[i] = getHasher()
-	}
-	for off := 0; ; off += chunk {
-		more := false
-		for i, j := range jobs {
-			if off < len(j.b) {
-				_, _ = hs[i].Write(j.b[off:min(off+chunk, len(j.b))])
-				more = true
-			}
-		}
-		if !more {
-			break
-		}
-	}
+	var bufs [maxBatch][]byte
+	var sums [maxBatch][Size]byte
 	for i, j := range jobs {
-		hs[i].Sum(j.sum[:0])
-		putHasher(hs[i])
+		bufs[i] = j.b
 	}
-}
-
-func getHasher() md5simd.Hasher {
-	startOnce.Do(func() {
-		// The server is one goroutine for the life of the process.
-		server = md5simd.NewServer()
-		idle = make(chan md5simd.Hasher, maxIdle)
-	})
-	select {
-	case h := <-idle:
-		return h
-	default:
-		return server.NewHash()
-	}
-}
-
-// putHasher resets h for its next user and keeps it, or closes it (which
-// unregisters it from the server) when enough are kept already.
-func putHasher(h md5simd.Hasher) {
-	h.Reset()
-	select {
-	case idle <- h:
-	default:
-		h.Close()
+	sumLanes(bufs[:len(jobs)], sums[:len(jobs)])
+	for i, j := range jobs {
+		j.sum = sums[i]
 	}
 }

@@ -11,7 +11,7 @@ import (
 
 // TestSumConcurrent compares Sum with crypto/md5 on many goroutines at
 // once (so that the multi-buffer path runs), over lengths around the MD5
-// block and md5-simd's 32 KiB chunk boundaries.
+// block and 32 KiB boundaries.
 func TestSumConcurrent(t *testing.T) {
 	lengths := []int{0, 1, 63, 64, 65, minLen - 1, minLen, 32<<10 - 1, 32 << 10, 32<<10 + 1, 100_000, 256 << 10, 1<<20 + 7}
 	const workers = 24
@@ -77,8 +77,8 @@ func TestTickets(t *testing.T) {
 			t.Error(err)
 		}
 		batcher.mu.Lock()
-		if batcher.expected != 0 || len(batcher.batch) != 0 {
-			t.Errorf("%d workers: %d still expected, %d in a batch", workers, batcher.expected, len(batcher.batch))
+		if batcher.expected != 0 || batcher.forming != nil {
+			t.Errorf("%d workers: %d still expected, batch forming: %v", workers, batcher.expected, batcher.forming != nil)
 		}
 		batcher.mu.Unlock()
 	}
@@ -95,7 +95,7 @@ func TestTicketAloneDoesNotWait(t *testing.T) {
 			t.Fatalf("Sum = %x, want %x", got, want)
 		}
 	}
-	others := make([]*Ticket, minSIMD-2)
+	others := make([]*Ticket, minBatch-2)
 	for i := range others {
 		others[i] = Expect()
 	}
