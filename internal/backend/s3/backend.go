@@ -38,6 +38,7 @@ type Backend struct {
 	acl     types.ObjectCannedACL
 	getOpts []func(*awss3.Options)
 	putOpts []func(*awss3.Options)
+	get     *getter // the direct GET path; nil: GETs go through the SDK
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -90,6 +91,9 @@ func New(ctx context.Context, o Options) (*Backend, error) {
 	if o.AcceptEncoding != "" {
 		b.getOpts = append(b.getOpts, withHeader("Accept-Encoding", o.AcceptEncoding))
 	}
+	if !o.SDKGet {
+		b.get = newGetter(&o, hc, b.client.Options().Credentials)
+	}
 	if !o.SignPayload {
 		// The SDK signs a PUT body's SHA-256 over plain HTTP (over HTTPS
 		// it already sends UNSIGNED-PAYLOAD): a fifth of a write's CPU
@@ -103,32 +107,46 @@ func New(ctx context.Context, o Options) (*Backend, error) {
 
 // Get reads key into buf without an intermediate copy.
 func (b *Backend) Get(ctx context.Context, key string, buf []byte, opt backend.GetOptions) (int, backend.Info, error) {
-	in := &awss3.GetObjectInput{Bucket: &b.opt.Bucket, Key: &key}
-	if opt.IfNoneMatch != "" {
-		in.IfNoneMatch = aws.String(quoteETag(opt.IfNoneMatch))
+	var body io.ReadCloser
+	var info backend.Info
+	if b.get != nil {
+		resp, err := b.get.get(ctx, b, key, opt)
+		if err != nil {
+			return 0, backend.Info{}, fmt.Errorf("get %s: %w", key, err)
+		}
+		body, info = resp.Body, b.get.info(resp)
+	} else {
+		in := &awss3.GetObjectInput{Bucket: &b.opt.Bucket, Key: &key}
+		if opt.IfNoneMatch != "" {
+			in.IfNoneMatch = aws.String(quoteETag(opt.IfNoneMatch))
+		}
+		if opt.IfMatch != "" {
+			in.IfMatch = aws.String(quoteETag(opt.IfMatch))
+		}
+		out, err := b.client.GetObject(ctx, in, b.getOpts...)
+		if err != nil {
+			return 0, backend.Info{}, fmt.Errorf("get %s: %w", key, b.classify(ctx, err))
+		}
+		body = out.Body
+		info = backend.Info{
+			Size: -1,
+			ETag: unquoteETag(aws.ToString(out.ETag)),
+			Meta: meta(out.ContentType, out.ContentEncoding, out.Metadata),
+		}
+		if out.ContentLength != nil {
+			info.Size = *out.ContentLength
+		}
 	}
-	if opt.IfMatch != "" {
-		in.IfMatch = aws.String(quoteETag(opt.IfMatch))
-	}
-	out, err := b.client.GetObject(ctx, in, b.getOpts...)
-	if err != nil {
-		return 0, backend.Info{}, fmt.Errorf("get %s: %w", key, b.classify(ctx, err))
-	}
-	defer out.Body.Close()
-	info := backend.Info{
-		Size: aws.ToInt64(out.ContentLength),
-		ETag: unquoteETag(aws.ToString(out.ETag)),
-		Meta: meta(out.ContentType, out.ContentEncoding, out.Metadata),
-	}
-	if out.ContentLength != nil && info.Size > int64(len(buf)) {
+	defer body.Close()
+	if info.Size > int64(len(buf)) {
 		return 0, info, fmt.Errorf("get %s: %d bytes: %w", key, info.Size, backend.ErrTooLarge)
 	}
-	n, err := io.ReadFull(out.Body, buf)
+	n, err := io.ReadFull(body, buf)
 	switch {
 	case err == nil:
 		// buf is full: the object fits only if nothing follows.
 		var one [1]byte
-		if m, _ := io.ReadFull(out.Body, one[:]); m > 0 {
+		if m, _ := io.ReadFull(body, one[:]); m > 0 {
 			return 0, info, fmt.Errorf("get %s: more than %d bytes: %w", key, len(buf), backend.ErrTooLarge)
 		}
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
@@ -136,7 +154,7 @@ func (b *Backend) Get(ctx context.Context, key string, buf []byte, opt backend.G
 	default:
 		return 0, info, fmt.Errorf("get %s: reading body: %w", key, b.classify(ctx, err))
 	}
-	if out.ContentLength != nil && int64(n) != info.Size {
+	if info.Size >= 0 && int64(n) != info.Size {
 		return 0, info, fmt.Errorf("get %s: body of %d bytes, Content-Length %d", key, n, info.Size)
 	}
 	info.Size = int64(n)

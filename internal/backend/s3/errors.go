@@ -91,35 +91,7 @@ func (b *Backend) classify(ctx context.Context, err error) error {
 		if errors.As(err, &api) {
 			se.Code, se.Message = api.ErrorCode(), api.ErrorMessage()
 		}
-		switch se.Status {
-		case http.StatusNotFound:
-			if se.Code == "NoSuchBucket" {
-				se.hint = fmt.Sprintf("bucket %q does not exist at %s", b.opt.Bucket, b.opt.BaseURL)
-				return &backend.Permanent{Err: se}
-			}
-			return backend.ErrNotFound
-		case http.StatusNotModified:
-			return backend.ErrNotModified
-		case http.StatusPreconditionFailed:
-			return backend.ErrPrecondition
-		case http.StatusForbidden, http.StatusUnauthorized:
-			se.hint = "access denied: the credentials are wrong or lack permission for bucket " +
-				fmt.Sprintf("%q", b.opt.Bucket) + " (check --accessId/--accessKey/--accessFile)"
-			if se.Code == "SignatureDoesNotMatch" || se.Code == "InvalidAccessKeyId" {
-				se.hint = "wrong credentials: the server rejects the access key ID or secret key" +
-					" (check --accessId/--accessKey/--accessFile)"
-			}
-		case http.StatusMovedPermanently, http.StatusFound, http.StatusPermanentRedirect:
-			se.hint = "the bucket is elsewhere: check --region, --baseURL and --vhost"
-		case http.StatusBadRequest:
-			if se.Code == "AuthorizationHeaderMalformed" {
-				se.hint = "wrong region: check --region"
-			}
-		}
-		if se.Transient() {
-			return se
-		}
-		return &backend.Permanent{Err: se}
+		return b.classifyStatus(ctx, se)
 	}
 
 	var cve *tls.CertificateVerificationError
@@ -144,6 +116,42 @@ func (b *Backend) classify(ctx context.Context, err error) error {
 		return fmt.Errorf("cannot reach %s: %w", b.opt.BaseURL, dns)
 	}
 	return err
+}
+
+// classifyStatus is classify for an error answer of the server.
+func (b *Backend) classifyStatus(ctx context.Context, se *StatusError) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	switch se.Status {
+	case http.StatusNotFound:
+		if se.Code == "NoSuchBucket" {
+			se.hint = fmt.Sprintf("bucket %q does not exist at %s", b.opt.Bucket, b.opt.BaseURL)
+			return &backend.Permanent{Err: se}
+		}
+		return backend.ErrNotFound
+	case http.StatusNotModified:
+		return backend.ErrNotModified
+	case http.StatusPreconditionFailed:
+		return backend.ErrPrecondition
+	case http.StatusForbidden, http.StatusUnauthorized:
+		se.hint = "access denied: the credentials are wrong or lack permission for bucket " +
+			fmt.Sprintf("%q", b.opt.Bucket) + " (check --accessId/--accessKey/--accessFile)"
+		if se.Code == "SignatureDoesNotMatch" || se.Code == "InvalidAccessKeyId" {
+			se.hint = "wrong credentials: the server rejects the access key ID or secret key" +
+				" (check --accessId/--accessKey/--accessFile)"
+		}
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusPermanentRedirect:
+		se.hint = "the bucket is elsewhere: check --region, --baseURL and --vhost"
+	case http.StatusBadRequest:
+		if se.Code == "AuthorizationHeaderMalformed" {
+			se.hint = "wrong region: check --region"
+		}
+	}
+	if se.Transient() {
+		return se
+	}
+	return &backend.Permanent{Err: se}
 }
 
 // errTimeout is what a request that ran out of time wraps.

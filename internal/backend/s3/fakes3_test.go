@@ -11,6 +11,7 @@ import (
 // recorded is one request a fakeS3 saw.
 type recorded struct {
 	Method, Path, RawQuery, Host string
+	URI                          string // as sent: escaped path and query
 	Header                       http.Header
 	Body                         []byte
 	ProtoMajor                   int
@@ -30,7 +31,7 @@ func newFakeS3(t *testing.T, respond func(w http.ResponseWriter, r *http.Request
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		f.mu.Lock()
-		f.reqs = append(f.reqs, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Host, r.Header.Clone(), body, r.ProtoMajor})
+		f.reqs = append(f.reqs, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Host, r.RequestURI, r.Header.Clone(), body, r.ProtoMajor})
 		f.mu.Unlock()
 		respond(w, r)
 	}))

@@ -59,6 +59,9 @@ type Options struct {
 	DebugHTTP bool
 	Logger    *slog.Logger
 
+	// SDKGet sends GETs through the SDK's GetObject rather than the
+	// direct path (get.go): for tests that compare the two.
+	SDKGet bool
 	// AppID is added to the User-Agent.
 	AppID string
 
