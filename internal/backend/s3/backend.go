@@ -38,7 +38,7 @@ type Backend struct {
 	acl     types.ObjectCannedACL
 	getOpts []func(*awss3.Options)
 	putOpts []func(*awss3.Options)
-	get     *getter // the direct GET path; nil: GETs go through the SDK
+	direct  *direct // GETs and PUTs without the SDK; nil: through the SDK
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -91,8 +91,8 @@ func New(ctx context.Context, o Options) (*Backend, error) {
 	if o.AcceptEncoding != "" {
 		b.getOpts = append(b.getOpts, withHeader("Accept-Encoding", o.AcceptEncoding))
 	}
-	if !o.SDKGet {
-		b.get = newGetter(&o, hc, b.client.Options().Credentials)
+	if !o.SDKRequests {
+		b.direct = newDirect(&o, hc, b.client.Options().Credentials)
 	}
 	if !o.SignPayload {
 		// The SDK signs a PUT body's SHA-256 over plain HTTP (over HTTPS
@@ -109,12 +109,12 @@ func New(ctx context.Context, o Options) (*Backend, error) {
 func (b *Backend) Get(ctx context.Context, key string, buf []byte, opt backend.GetOptions) (int, backend.Info, error) {
 	var body io.ReadCloser
 	var info backend.Info
-	if b.get != nil {
-		resp, err := b.get.get(ctx, b, key, opt)
+	if b.direct != nil {
+		resp, err := b.direct.get(ctx, b, key, opt)
 		if err != nil {
 			return 0, backend.Info{}, fmt.Errorf("get %s: %w", key, err)
 		}
-		body, info = resp.Body, b.get.info(resp)
+		body, info = resp.Body, b.direct.info(resp)
 	} else {
 		in := &awss3.GetObjectInput{Bucket: &b.opt.Bucket, Key: &key}
 		if opt.IfNoneMatch != "" {
@@ -176,6 +176,13 @@ func (b *Backend) Head(ctx context.Context, key string) (backend.Info, error) {
 
 // Put stores body with Content-MD5 and s3backer's per-bucket headers.
 func (b *Backend) Put(ctx context.Context, key string, body []byte, m backend.Meta) (string, error) {
+	if b.direct != nil {
+		etag, err := b.direct.put(ctx, b, key, body, m)
+		if err != nil {
+			return "", fmt.Errorf("put %s: %w", key, err)
+		}
+		return etag, nil
+	}
 	sum := md5sum.Sum(body)
 	in := &awss3.PutObjectInput{
 		Bucket:        &b.opt.Bucket,

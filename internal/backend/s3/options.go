@@ -59,9 +59,10 @@ type Options struct {
 	DebugHTTP bool
 	Logger    *slog.Logger
 
-	// SDKGet sends GETs through the SDK's GetObject rather than the
-	// direct path (get.go): for tests that compare the two.
-	SDKGet bool
+	// SDKRequests sends block GETs and PUTs through the SDK's GetObject
+	// and PutObject rather than the direct path (direct.go): for tests
+	// that compare the two.
+	SDKRequests bool
 	// AppID is added to the User-Agent.
 	AppID string
 

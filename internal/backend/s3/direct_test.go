@@ -52,13 +52,13 @@ func TestGetMatchesSDK(t *testing.T) {
 			for i, sdk := range []bool{true, false} {
 				f := newFakeS3(t, answer)
 				o := f.options()
-				o.BaseURL, o.Vhost, o.SDKGet, o.AcceptEncoding = tc.base, tc.vhost, sdk, "deflate"
+				o.BaseURL, o.Vhost, o.SDKRequests, o.AcceptEncoding = tc.base, tc.vhost, sdk, "deflate"
 				o.dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
 					var d net.Dialer
 					return d.DialContext(ctx, network, f.Listener.Addr().String())
 				}
 				b := mustNew(t, o)
-				if !sdk && b.get == nil {
+				if !sdk && b.direct == nil {
 					t.Fatal("no direct GET path")
 				}
 				for _, k := range keys {
@@ -119,4 +119,62 @@ func signedHeaders(h http.Header) string {
 		return strings.SplitN(a[i+len("SignedHeaders="):], ",", 2)[0]
 	}
 	return ""
+}
+
+// TestPutMatchesSDK: the direct PUT sends the headers and body the SDK's
+// PutObject sends, signs the same headers, and returns the same ETag.
+func TestPutMatchesSDK(t *testing.T) {
+	// Headers only one of the two sends, none of which S3 needs.
+	volatile := map[string]bool{"Authorization": true, "X-Amz-Date": true, "Amz-Sdk-Invocation-Id": true,
+		"Amz-Sdk-Request": true, "User-Agent": true, "Accept-Encoding": true}
+	meta := backend.Meta{ContentType: "application/x-s3backer-block", ContentEncoding: "deflate",
+		User: map[string]string{"S3backer-Blocksize": "4096", "s3backer-hmac": "abc"}}
+	for _, sign := range []bool{false, true} {
+		for _, vhost := range []bool{false, true} {
+			var got [2][]recorded
+			var etags [2]string
+			for i, sdk := range []bool{true, false} {
+				f := newFakeS3(t, func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("ETag", `"0123456789abcdef0123456789abcdef"`)
+				})
+				o := f.options()
+				o.BaseURL, o.Vhost, o.SDKRequests, o.SignPayload = "http://s3.example.test:9000/", vhost, sdk, sign
+				o.StorageClass, o.SSE, o.SSEKeyID, o.AccessType = "STANDARD_IA", "aws:kms", "key-1", "public-read"
+				o.dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+					var d net.Dialer
+					return d.DialContext(ctx, network, f.Listener.Addr().String())
+				}
+				etag, err := mustNew(t, o).Put(context.Background(), "disk/odd key+%", []byte("block body"), meta)
+				if err != nil {
+					t.Fatal(err)
+				}
+				etags[i], got[i] = etag, f.requests()
+			}
+			sdk, dir := got[0][0], got[1][0]
+			sdkURI, _, _ := strings.Cut(sdk.URI, "?x-id=PutObject")
+			if sdk.Host+sdkURI != dir.Host+dir.URI || string(sdk.Body) != string(dir.Body) || etags[0] != etags[1] {
+				t.Errorf("sign %v vhost %v: SDK %s%s %q %s, direct %s%s %q %s", sign, vhost,
+					sdk.Host, sdk.URI, sdk.Body, etags[0], dir.Host, dir.URI, dir.Body, etags[1])
+			}
+			for _, h := range []http.Header{sdk.Header, dir.Header} {
+				for k := range h {
+					if !volatile[k] && sdk.Header.Get(k) != dir.Header.Get(k) {
+						t.Errorf("sign %v vhost %v: %s: SDK %q, direct %q", sign, vhost, k, sdk.Header.Get(k), dir.Header.Get(k))
+					}
+				}
+			}
+			clean := func(s string) string {
+				var keep []string
+				for _, h := range strings.Split(s, ";") {
+					if !strings.HasPrefix(h, "amz-sdk-") && h != "accept-encoding" {
+						keep = append(keep, h)
+					}
+				}
+				return strings.Join(keep, ";")
+			}
+			if s, d := clean(signedHeaders(sdk.Header)), clean(signedHeaders(dir.Header)); s != d {
+				t.Errorf("sign %v vhost %v: signed headers: SDK %q, direct %q", sign, vhost, s, d)
+			}
+		}
+	}
 }
