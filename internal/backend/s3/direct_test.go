@@ -3,7 +3,6 @@ package s3
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -53,10 +52,7 @@ func TestGetMatchesSDK(t *testing.T) {
 				f := newFakeS3(t, answer)
 				o := f.options()
 				o.BaseURL, o.Vhost, o.SDKRequests, o.AcceptEncoding = tc.base, tc.vhost, sdk, "deflate"
-				o.dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
-					var d net.Dialer
-					return d.DialContext(ctx, network, f.Listener.Addr().String())
-				}
+				f.routeAll(&o)
 				b := mustNew(t, o)
 				if !sdk && b.direct == nil {
 					t.Fatal("no direct GET path")
@@ -140,10 +136,7 @@ func TestPutMatchesSDK(t *testing.T) {
 				o := f.options()
 				o.BaseURL, o.Vhost, o.SDKRequests, o.SignPayload = "http://s3.example.test:9000/", vhost, sdk, sign
 				o.StorageClass, o.SSE, o.SSEKeyID, o.AccessType = "STANDARD_IA", "aws:kms", "key-1", "public-read"
-				o.dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
-					var d net.Dialer
-					return d.DialContext(ctx, network, f.Listener.Addr().String())
-				}
+				f.routeAll(&o)
 				etag, err := mustNew(t, o).Put(context.Background(), "disk/odd key+%", []byte("block body"), meta)
 				if err != nil {
 					t.Fatal(err)

@@ -1,7 +1,9 @@
 package s3
 
 import (
+	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -51,6 +53,15 @@ func (f *fakeS3) options() Options {
 		Bucket:      "bkt",
 		BaseURL:     f.URL + "/",
 		Credentials: Credentials{Mode: CredentialsStatic, AccessID: "AKIDFAKE", AccessKey: "fake-secret-key"},
+	}
+}
+
+// routeAll sends every connection of o to the fake, whatever the host it
+// is for: vhost and named-host requests without DNS.
+func (f *fakeS3) routeAll(o *Options) {
+	o.dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, f.Listener.Addr().String())
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -240,11 +239,7 @@ func TestVhost(t *testing.T) {
 	o := f.options()
 	o.BaseURL = "http://s3.example.test:9000/"
 	o.Vhost = true
-	// Every connection goes to the fake, whatever the host: no DNS.
-	o.dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, f.Listener.Addr().String())
-	}
+	f.routeAll(&o)
 	if _, err := mustNew(t, o).Put(context.Background(), "dir/k", []byte("x"), backend.Meta{}); err != nil {
 		t.Fatal(err)
 	}
