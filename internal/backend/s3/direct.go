@@ -53,6 +53,11 @@ type direct struct {
 	putHeaders http.Header
 }
 
+// expectContinueBytes: larger PUT bodies wait for the server's 100
+// Continue before they are sent, as the SDK's (a refused PUT of a large
+// block then costs no upload).
+const expectContinueBytes = 2 << 20
+
 // emptySHA256 is the SHA-256 of an empty payload, which a GET signs.
 const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -144,6 +149,9 @@ func (d *direct) put(ctx context.Context, b *Backend, key string, body []byte, m
 	}
 	for k, v := range m.User {
 		req.Header.Set("X-Amz-Meta-"+strings.ToLower(k), v)
+	}
+	if len(body) >= expectContinueBytes {
+		req.Header.Set("Expect", "100-continue")
 	}
 	payload := "UNSIGNED-PAYLOAD"
 	if d.signPayload {
