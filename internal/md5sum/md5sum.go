@@ -22,10 +22,12 @@
 // once: there would be nothing to gain from waiting, only latency.
 //
 // A read announces its body when its GET starts (Expect returns a
-// Ticket): a batch of reads stops waiting as soon as no other GET is in
-// flight, and a read does not wait unless enough GETs are in flight to
-// make a batch. A write's body (Sum) comes unannounced: a batch holding
-// one waits until it is full or its time is up.
+// Ticket), and an upload says it is under way (Sending): a body waits only
+// while another GET or upload is in flight, and a batch stops waiting as
+// soon as every announced body has arrived and every upload under way has
+// joined it. Without that, arrivals alone would mislead: a single writer's
+// next body comes only after this one is hashed and sent, so waiting for
+// it would set the pace it seems to measure (one PUT per window).
 package md5sum
 
 import (
@@ -66,8 +68,9 @@ const (
 	minLen = 16 << 10
 )
 
-// waits counts batches that waited for more buffers (tests).
-var waits atomic.Int64
+// waits counts batches that waited for more buffers, batched the buffers
+// hashed in batches of two or more (tests).
+var waits, batched atomic.Int64
 
 // Sum returns the MD5 digest of b. It is safe for concurrent use, and
 // cheaper per byte while many goroutines call it.
@@ -84,6 +87,7 @@ func waitFor(n int) time.Duration {
 type batchState struct {
 	mu       sync.Mutex
 	expected int           // Tickets out, neither summed nor cancelled
+	sending  int           // uploads under way (Sending)
 	forming  *batch        // nil when no batch is forming
 	last     time.Time     // when the last buffer arrived
 	gap      time.Duration // moving average of the time between arrivals
@@ -109,6 +113,24 @@ type job struct {
 // GET under way), so that other buffers wait for it to batch with it. It
 // must end with exactly one Sum or Cancel.
 type Ticket struct{ used bool }
+
+// Sending says an upload has started whose body is hashed with Sum;
+// done, called once, says it has ended. Sum batches a body with those of
+// other uploads under way, and hashes it at once when there are none.
+func Sending() (done func()) {
+	batcher.mu.Lock()
+	batcher.sending++
+	batcher.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			batcher.mu.Lock()
+			batcher.sending--
+			batcher.ready()
+			batcher.mu.Unlock()
+		})
+	}
+}
 
 // Expect returns a Ticket for a buffer to come.
 func Expect() *Ticket {
@@ -158,10 +180,10 @@ func (bt *batchState) sum(b []byte, ticketed bool) [Size]byte {
 	bt.last = now
 	window := waitFor(len(b))
 	slow := bt.gap*(minBatch-1) > window
-	if !haveLanes || len(b) < minLen || bt.forming == nil && (slow || ticketed && bt.expected+1 < minBatch) {
+	if !haveLanes || len(b) < minLen || bt.forming == nil && (slow || bt.others(ticketed)+1 < minBatch) {
 		// No multi-buffer MD5 here, or too short; or bodies have been
-		// arriving too slowly to fill a batch soon, or too few reads are
-		// in flight to make one.
+		// arriving too slowly to fill a batch soon, or too few GETs and
+		// uploads are in flight to make one.
 		bt.ready()
 		bt.mu.Unlock()
 		return md5.Sum(b)
@@ -210,16 +232,27 @@ func (bt *batchState) sum(b []byte, ticketed bool) [Size]byte {
 	return j.sum
 }
 
+// others counts the bodies that may come to join one: Tickets out, and
+// uploads under way but the caller's own (an untracked caller that did not
+// say Sending is not among them; a few too many only costs a wait).
+// Called with bt.mu held.
+func (bt *batchState) others(ticketed bool) int {
+	n := bt.expected + bt.sending
+	if !ticketed && bt.sending > 0 {
+		n--
+	}
+	return n
+}
+
 // ready hands the forming batch to its leader once the batch is full, or
-// — for a batch of reads alone — nothing more is expected, or too little
-// to make it worth waiting. Called with bt.mu held.
+// every body announced has arrived and every upload under way has joined
+// it. Called with bt.mu held.
 func (bt *batchState) ready() {
 	bc := bt.forming
 	if bc == nil {
 		return
 	}
-	n := len(bc.jobs)
-	if n >= maxBatch || bc.untracked == 0 && (bt.expected == 0 || n+bt.expected < minBatch) {
+	if n := len(bc.jobs); n >= maxBatch || bt.expected == 0 && bt.sending <= bc.untracked {
 		// No one joins it from now on.
 		bt.forming = nil
 		bc.wake <- struct{}{}
@@ -234,6 +267,9 @@ func hashBatch(jobs []*job) {
 		bufs[i] = j.b
 	}
 	sumLanes(bufs[:len(jobs)], sums[:len(jobs)])
+	if len(jobs) > 1 {
+		batched.Add(int64(len(jobs)))
+	}
 	for i, j := range jobs {
 		j.sum = sums[i]
 	}

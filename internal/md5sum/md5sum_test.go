@@ -10,9 +10,11 @@ import (
 )
 
 // TestSumConcurrent compares Sum with crypto/md5 on many goroutines at
-// once (so that the multi-buffer path runs), over lengths around the MD5
-// block and 32 KiB boundaries.
+// once, each an upload under way (Sending) as the S3 backend's PUTs are,
+// so that the multi-buffer path runs, over lengths around the MD5 block
+// and 32 KiB boundaries.
 func TestSumConcurrent(t *testing.T) {
+	b0 := batched.Load()
 	lengths := []int{0, 1, 63, 64, 65, minLen - 1, minLen, 32<<10 - 1, 32 << 10, 32<<10 + 1, 100_000, 256 << 10, 1<<20 + 7}
 	const workers = 24
 	var wg sync.WaitGroup
@@ -26,7 +28,10 @@ func TestSumConcurrent(t *testing.T) {
 				for j := range b {
 					b[j] = byte(r.Uint32())
 				}
-				if got, want := Sum(b), md5.Sum(b); got != want {
+				done := Sending()
+				got := Sum(b)
+				done()
+				if want := md5.Sum(b); got != want {
 					errs <- fmt.Errorf("worker %d: Sum of %d bytes = %x, want %x", w, n, got, want)
 					return
 				}
@@ -37,6 +42,29 @@ func TestSumConcurrent(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+	if haveLanes && batched.Load() == b0 {
+		t.Error("24 uploads at once, and no body was hashed in a batch")
+	}
+}
+
+// TestSingleUploadDoesNotWait: one upload after another (a lone writer)
+// never waits for a batch, however fast they come: the next body cannot
+// come before this one is hashed. (Waiting for it made each PUT wait out
+// the whole window.)
+func TestSingleUploadDoesNotWait(t *testing.T) {
+	b := make([]byte, 256<<10)
+	w0 := waits.Load()
+	for range 50 {
+		done := Sending()
+		got := Sum(b)
+		done()
+		if want := md5.Sum(b); got != want {
+			t.Fatalf("Sum = %x, want %x", got, want)
+		}
+	}
+	if n := waits.Load() - w0; n != 0 {
+		t.Errorf("%d of 50 lone uploads waited for a batch", n)
 	}
 }
 
