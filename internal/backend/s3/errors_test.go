@@ -3,6 +3,7 @@ package s3
 import (
 	"context"
 	"errors"
+	"iter"
 	"net"
 	"net/http"
 	"strings"
@@ -104,12 +105,30 @@ func TestTimeout(t *testing.T) {
 	})
 	o := f.options()
 	o.Timeout = 200 * time.Millisecond
-	_, err := mustNew(t, o).Head(context.Background(), "k")
-	if err == nil || !errors.Is(err, errTimeout) || !strings.Contains(err.Error(), "--timeout") {
-		t.Fatalf("error %v, want a timeout naming --timeout", err)
+	for op, err := range ops(context.Background(), mustNew(t, o)) {
+		if err == nil || !errors.Is(err, errTimeout) || !strings.Contains(err.Error(), "--timeout") {
+			t.Fatalf("%s: error %v, want a timeout naming --timeout", op, err)
+		}
+		if backend.IsPermanent(err) {
+			t.Errorf("%s: timeout classified permanent", op)
+		}
 	}
-	if backend.IsPermanent(err) {
-		t.Error("timeout classified permanent")
+}
+
+// ops runs a HEAD (through the SDK), a GET and a PUT (the direct path) on
+// b, yielding each one's error.
+func ops(ctx context.Context, b *Backend) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		_, err := b.Head(ctx, "k")
+		if !yield("head", err) {
+			return
+		}
+		_, _, err = b.Get(ctx, "k", make([]byte, 8), backend.GetOptions{})
+		if !yield("get", err) {
+			return
+		}
+		_, err = b.Put(ctx, "k", []byte("x"), backend.Meta{})
+		yield("put", err)
 	}
 }
 
@@ -125,9 +144,10 @@ func TestCallerCancel(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	_, err := mustNew(t, f.options()).Head(ctx, "k")
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("error %v, want context.DeadlineExceeded", err)
+	for op, err := range ops(ctx, mustNew(t, f.options())) {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%s: error %v, want context.DeadlineExceeded", op, err)
+		}
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 	"github.com/s3backer-go/s3backer/internal/backend"
 )
 
-// tlsServer answers HEAD over TLS (HTTP/2 offered) and records the
+// tlsServer answers every request over TLS (HTTP/2 offered) and records the
 // protocol version of the last request.
 func tlsServer(t *testing.T) (*httptest.Server, *atomic.Int32, string) {
 	t.Helper()
@@ -43,8 +43,19 @@ func TestTLS(t *testing.T) {
 	srv, proto, ca := tlsServer(t)
 	base := Options{Bucket: "bkt", BaseURL: srv.URL + "/",
 		Credentials: Credentials{Mode: CredentialsStatic, AccessID: "a", AccessKey: "b"}}
+	// A HEAD through the SDK, a GET and a PUT through the direct path.
 	head := func(o Options) error {
-		_, err := mustNew(t, o).Head(context.Background(), "k")
+		b := mustNew(t, o)
+		if b.direct == nil {
+			t.Fatal("no direct path")
+		}
+		if _, err := b.Head(context.Background(), "k"); err != nil {
+			return err
+		}
+		if _, _, err := b.Get(context.Background(), "k", make([]byte, 8), backend.GetOptions{}); err != nil {
+			return err
+		}
+		_, err := b.Put(context.Background(), "k", make([]byte, 100<<10), backend.Meta{})
 		return err
 	}
 
