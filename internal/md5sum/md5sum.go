@@ -245,14 +245,15 @@ func (bt *batchState) others(ticketed bool) int {
 }
 
 // ready hands the forming batch to its leader once the batch is full, or
-// every body announced has arrived and every upload under way has joined
-// it. Called with bt.mu held.
+// every body announced has arrived and — for a batch holding an upload's
+// body — every upload under way has joined it. A batch of reads does not
+// wait for uploads: a reader is waiting for it. Called with bt.mu held.
 func (bt *batchState) ready() {
 	bc := bt.forming
 	if bc == nil {
 		return
 	}
-	if n := len(bc.jobs); n >= maxBatch || bt.expected == 0 && bt.sending <= bc.untracked {
+	if n := len(bc.jobs); n >= maxBatch || bt.expected == 0 && (bc.untracked == 0 || bt.sending <= bc.untracked) {
 		// No one joins it from now on.
 		bt.forming = nil
 		bc.wake <- struct{}{}

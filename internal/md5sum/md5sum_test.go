@@ -173,3 +173,27 @@ func BenchmarkSum(b *testing.B) {
 		}
 	}
 }
+
+// TestReadDoesNotWaitForUploads: with uploads under way but no other read
+// in flight, a read's body is hashed at once.
+func TestReadDoesNotWaitForUploads(t *testing.T) {
+	var dones []func()
+	for range 4 {
+		dones = append(dones, Sending())
+	}
+	defer func() {
+		for _, d := range dones {
+			d()
+		}
+	}()
+	b := make([]byte, 256<<10)
+	w0 := waits.Load()
+	for range 10 {
+		if got, want := Expect().Sum(b), md5.Sum(b); got != want {
+			t.Fatalf("Sum = %x, want %x", got, want)
+		}
+	}
+	if n := waits.Load() - w0; n != 0 {
+		t.Errorf("%d of 10 reads waited for uploads", n)
+	}
+}
