@@ -55,7 +55,7 @@ func emit(p func(string, ...any), name string, vl bool) {
 	// (512..639), all ones for NOT (640..671).
 	const msg, saved, ones = 0, 512, 640
 	p("// func %s(state *[4][8]uint32, ptrs *[8]*byte, n int)", name)
-	p("TEXT ·%s(SB), NOSPLIT, $672-24", name)
+	p("TEXT ·%s(SB), 0, $672-24", name)
 	p("\tMOVQ state+0(FP), DX")
 	p("\tMOVQ ptrs+8(FP), AX")
 	p("\tMOVQ n+16(FP), CX")

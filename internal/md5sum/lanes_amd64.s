@@ -519,7 +519,7 @@ DATA md5k<>+2044(SB)/4, $0xeb86d391
 GLOBL md5k<>(SB), RODATA|NOPTR, $2048
 
 // func block8avx2(state *[4][8]uint32, ptrs *[8]*byte, n int)
-TEXT ·block8avx2(SB), NOSPLIT, $672-24
+TEXT ·block8avx2(SB), 0, $672-24
 	MOVQ state+0(FP), DX
 	MOVQ ptrs+8(FP), AX
 	MOVQ n+16(FP), CX
@@ -1340,7 +1340,7 @@ done:
 	RET
 
 // func block8vl(state *[4][8]uint32, ptrs *[8]*byte, n int)
-TEXT ·block8vl(SB), NOSPLIT, $672-24
+TEXT ·block8vl(SB), 0, $672-24
 	MOVQ state+0(FP), DX
 	MOVQ ptrs+8(FP), AX
 	MOVQ n+16(FP), CX
