@@ -164,10 +164,7 @@ func (m *memSlots) Write(slot int, _ uint64, data []byte) error {
 		m.zero[slot] = true
 		return nil
 	}
-	if m.bufs[slot] == nil {
-		m.bufs[slot] = make([]byte, m.bs)
-	}
-	copy(m.bufs[slot], data)
+	copy(m.buffer(slot), data)
 	m.zero[slot] = false
 	return nil
 }
@@ -185,7 +182,7 @@ func (m *memSlots) WritePart(slot int, _ uint64, off int, p []byte) error {
 			return nil // zeroes stay zeroes
 		}
 		if m.bufs[slot] == nil {
-			m.bufs[slot] = make([]byte, m.bs)
+			m.buffer(slot) // fresh memory reads as zeroes
 		} else {
 			clear(m.bufs[slot])
 		}
@@ -197,7 +194,11 @@ func (m *memSlots) WritePart(slot int, _ uint64, off int, p []byte) error {
 
 func (m *memSlots) buffer(slot int) []byte {
 	if m.bufs[slot] == nil {
+		// Filled at once (a read from below lands in it, or a write is
+		// copied in): back it with memory in one go rather than a page
+		// fault per 4 KiB, about a tenth of a cold read's CPU here.
 		m.bufs[slot] = make([]byte, m.bs)
+		populate(m.bufs[slot])
 	}
 	return m.bufs[slot]
 }
