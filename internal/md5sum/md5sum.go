@@ -16,8 +16,8 @@
 // arrives may wait (at most maxWait, longer for larger bodies) for others
 // to join it, and the batch is hashed together. It waits only when that
 // pays and costs little: when bodies have lately been arriving fast enough
-// to fill a batch within the wait, that is, when the disk is being read or
-// written at hundreds of MB/s, where CPU is what limits it. A slower
+// to fill a batch within the wait (a window's worth: 50 MB/s of 256 KiB
+// bodies), where hashing them alone would take a good part of a core. A slower
 // stream (one request at a time, or a remote S3's latency) is hashed at
 // once: there would be nothing to gain from waiting, only latency.
 //
@@ -25,7 +25,8 @@
 // Ticket), and an upload says it is under way (Sending): a body waits only
 // while another GET or upload is in flight, and a batch stops waiting as
 // soon as every announced body has arrived and every upload under way has
-// joined it. Without that, arrivals alone would mislead: a single writer's
+// joined it (a batch of reads alone does not wait for uploads: a reader is
+// waiting for it). Without that, arrivals alone would mislead: a single writer's
 // next body comes only after this one is hashed and sent, so waiting for
 // it would set the pace it seems to measure (one PUT per window).
 package md5sum
