@@ -107,35 +107,9 @@ func New(ctx context.Context, o Options) (*Backend, error) {
 
 // Get reads key into buf without an intermediate copy.
 func (b *Backend) Get(ctx context.Context, key string, buf []byte, opt backend.GetOptions) (int, backend.Info, error) {
-	var body io.ReadCloser
-	var info backend.Info
-	if b.direct != nil {
-		resp, err := b.direct.get(ctx, b, key, opt)
-		if err != nil {
-			return 0, backend.Info{}, fmt.Errorf("get %s: %w", key, err)
-		}
-		body, info = resp.Body, b.direct.info(resp)
-	} else {
-		in := &awss3.GetObjectInput{Bucket: &b.opt.Bucket, Key: &key}
-		if opt.IfNoneMatch != "" {
-			in.IfNoneMatch = aws.String(quoteETag(opt.IfNoneMatch))
-		}
-		if opt.IfMatch != "" {
-			in.IfMatch = aws.String(quoteETag(opt.IfMatch))
-		}
-		out, err := b.client.GetObject(ctx, in, b.getOpts...)
-		if err != nil {
-			return 0, backend.Info{}, fmt.Errorf("get %s: %w", key, b.classify(ctx, err))
-		}
-		body = out.Body
-		info = backend.Info{
-			Size: -1,
-			ETag: unquoteETag(aws.ToString(out.ETag)),
-			Meta: meta(out.ContentType, out.ContentEncoding, out.Metadata),
-		}
-		if out.ContentLength != nil {
-			info.Size = *out.ContentLength
-		}
+	body, info, err := b.open(ctx, key, opt)
+	if err != nil {
+		return 0, backend.Info{}, fmt.Errorf("get %s: %w", key, err)
 	}
 	defer body.Close()
 	if info.Size > int64(len(buf)) {
@@ -159,6 +133,34 @@ func (b *Backend) Get(ctx context.Context, key string, buf []byte, opt backend.G
 	}
 	info.Size = int64(n)
 	return n, info, nil
+}
+
+// open sends the GET of key and returns the body to read and the Info of
+// the answer (Size -1: no Content-Length), or the classified error.
+func (b *Backend) open(ctx context.Context, key string, opt backend.GetOptions) (io.ReadCloser, backend.Info, error) {
+	if b.direct != nil {
+		return b.direct.get(ctx, b, key, opt)
+	}
+	in := &awss3.GetObjectInput{Bucket: &b.opt.Bucket, Key: &key}
+	if opt.IfNoneMatch != "" {
+		in.IfNoneMatch = aws.String(quoteETag(opt.IfNoneMatch))
+	}
+	if opt.IfMatch != "" {
+		in.IfMatch = aws.String(quoteETag(opt.IfMatch))
+	}
+	out, err := b.client.GetObject(ctx, in, b.getOpts...)
+	if err != nil {
+		return nil, backend.Info{}, b.classify(ctx, err)
+	}
+	info := backend.Info{
+		Size: -1,
+		ETag: unquoteETag(aws.ToString(out.ETag)),
+		Meta: meta(out.ContentType, out.ContentEncoding, out.Metadata),
+	}
+	if out.ContentLength != nil {
+		info.Size = *out.ContentLength
+	}
+	return out.Body, info, nil
 }
 
 // Head returns key's Info.

@@ -111,12 +111,11 @@ func newDirect(o *Options, hc *http.Client, creds aws.CredentialsProvider) *dire
 	return d
 }
 
-// get sends the GET of key and returns the answer with a 2xx status; an
-// error answer becomes what classify makes of it.
-func (d *direct) get(ctx context.Context, b *Backend, key string, opt backend.GetOptions) (*http.Response, error) {
+// get sends the GET of key, as Backend.open says.
+func (d *direct) get(ctx context.Context, b *Backend, key string, opt backend.GetOptions) (io.ReadCloser, backend.Info, error) {
 	req, err := d.request(ctx, http.MethodGet, key, nil)
 	if err != nil {
-		return nil, err
+		return nil, backend.Info{}, err
 	}
 	if d.acceptEncoding != "" {
 		req.Header.Set("Accept-Encoding", d.acceptEncoding)
@@ -127,7 +126,11 @@ func (d *direct) get(ctx context.Context, b *Backend, key string, opt backend.Ge
 	if opt.IfMatch != "" {
 		req.Header.Set("If-Match", quoteETag(opt.IfMatch))
 	}
-	return d.do(ctx, b, req, emptySHA256)
+	resp, err := d.do(ctx, b, req, emptySHA256)
+	if err != nil {
+		return nil, backend.Info{}, err
+	}
+	return resp.Body, info(resp), nil
 }
 
 // put stores body under key, as Backend.Put says, and returns its ETag.
@@ -216,7 +219,7 @@ func (d *direct) do(ctx context.Context, b *Backend, req *http.Request, payload 
 }
 
 // info is a GET answer's Info, as the SDK's GetObjectOutput gives it.
-func (d *direct) info(resp *http.Response) backend.Info {
+func info(resp *http.Response) backend.Info {
 	h := resp.Header
 	m := backend.Meta{ContentType: h.Get("Content-Type"), ContentEncoding: h.Get("Content-Encoding")}
 	const metaPrefix = "X-Amz-Meta-"
