@@ -40,16 +40,16 @@ func serveFUSE(cfg *config.Config, stderr io.Writer) error {
 	if err := fusefs.CheckMountpoint(mountpoint); err != nil {
 		return exitcode.UsageError{Err: err}
 	}
-	// A stop requested while the disk opens is acted on by not mounting.
+	// A stop requested while the disk opens cancels the open, or is acted
+	// on by not mounting.
 	log, sigs, release, detached, err := startService(cfg, stderr, fmt.Sprintf("mounting %s on %s", cfg.BucketArg, mountpoint))
 	if detached || err != nil {
 		return err
 	}
 	defer release()
-	ctx := context.Background()
 
-	d, err := openDisk(ctx, cfg, log)
-	if err != nil {
+	d, stopped, err := openDisk(cfg, log, sigs)
+	if err != nil || stopped != nil {
 		return err
 	}
 	stopObserving, err := observe(cfg, d, stderr)

@@ -26,7 +26,8 @@ const maxKernelConnections = 4
 // flag. Like s3backer it daemonizes unless -f/-d, and the command returns
 // 0 only once the device is attached.
 func serveKernel(cfg *config.Config, device string, stderr io.Writer) error {
-	// A stop requested while the disk opens is acted on by not attaching.
+	// A stop requested while the disk opens cancels the open, or is acted
+	// on by not attaching.
 	log, sigs, release, detached, err := startService(cfg, stderr, fmt.Sprintf("connecting %s to %s", cfg.BucketArg, device))
 	if detached || err != nil {
 		return err
@@ -39,8 +40,8 @@ func serveKernel(cfg *config.Config, device string, stderr io.Writer) error {
 	if err := nbddev.Check(ctx, device); err != nil {
 		return err
 	}
-	d, err := openDisk(ctx, cfg, log)
-	if err != nil {
+	d, stopped, err := openDisk(cfg, log, sigs)
+	if err != nil || stopped != nil {
 		return err
 	}
 	stopObserving, err := observe(cfg, d, stderr)

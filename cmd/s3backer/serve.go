@@ -37,14 +37,17 @@ func serveNBD(cfg *config.Config, stderr io.Writer) error {
 	if target.device != "" {
 		return serveKernel(cfg, target.device, stderr)
 	}
-	if detached, err := daemonize(cfg, stderr, fmt.Sprintf("serving %s at %s", cfg.BucketArg, cfg.Target)); detached || err != nil {
+	// Signals are caught from the start: one while the disk opens cancels
+	// the open, one right after start-up is never lost.
+	log, sigs, release, detached, err := startService(cfg, stderr, fmt.Sprintf("serving %s at %s", cfg.BucketArg, cfg.Target))
+	if detached || err != nil {
 		return err
 	}
-	log := logging.New(logging.Options{Debug: cfg.Debug, Syslog: daemon.IsChild()})
+	defer release()
 
 	ctx := context.Background()
-	d, err := openDisk(ctx, cfg, log)
-	if err != nil {
+	d, stopped, err := openDisk(cfg, log, sigs)
+	if err != nil || stopped != nil {
 		return err
 	}
 	stopObserving, err := observe(cfg, d, stderr)
@@ -59,12 +62,6 @@ func serveNBD(cfg *config.Config, stderr io.Writer) error {
 		return err
 	}
 	srv := newServer(cfg, d, log)
-
-	// Signals are caught before we report ready, so a stop request that
-	// arrives right after start-up is never lost.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 

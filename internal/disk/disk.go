@@ -212,7 +212,9 @@ func Open(ctx context.Context, cfg *config.Config, opt Options) (_ *Disk, err er
 		}
 		_ = st.Close()
 		if d.lease != nil && plan.Accept == 0 {
-			_ = d.lease.Release(ctx)
+			// Also when the open was cancelled: a flag left set would
+			// refuse the next start.
+			_ = d.lease.Release(context.WithoutCancel(ctx))
 		}
 	}()
 

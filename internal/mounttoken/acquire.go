@@ -103,6 +103,9 @@ func Acquire(ctx context.Context, b backend.Backend, prefix string, opt AcquireO
 	if opt.Shared {
 		l.token = Shared
 	}
+	// From writing the flag to checking it, a cancel waits: a caller that
+	// gave up half-way would not know to clear a flag it did set.
+	ctx = context.WithoutCancel(ctx)
 	if err := Write(ctx, b, prefix, l.token); err != nil {
 		return nil, fmt.Errorf("%s: %w", l.where, err)
 	}
