@@ -73,15 +73,8 @@ func tryStartFUSE(t *testing.T, flags []string, bucket, dir string) (*fuseMount,
 	args := append([]string{"-f"}, flags...)
 	cmd := exec.Command(bin, append(args, bucket, dir)...)
 	cmd.Env = testEnv(t)
-	mounted := make(chan struct{}, 1)
-	p, err := startProc(t, cmd, func(line string) {
-		if strings.Contains(line, "msg=mounted") {
-			select {
-			case mounted <- struct{}{}:
-			default:
-			}
-		}
-	})
+	onLine, mounted := seen("msg=mounted")
+	p, err := startProc(t, cmd, onLine)
 	if err != nil {
 		return nil, err
 	}

@@ -104,6 +104,20 @@ func startProc(t *testing.T, cmd *exec.Cmd, line func(string)) (*proc, error) {
 	return p, nil
 }
 
+// seen returns a line callback for startProc and a channel that gets a
+// value once a line containing sub has come.
+func seen(sub string) (func(string), <-chan struct{}) {
+	ch := make(chan struct{}, 1)
+	return func(line string) {
+		if strings.Contains(line, sub) {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}, ch
+}
+
 // exited waits (up to a minute) for the process to end, after why (a
 // signal, an unmount), and requires a clean exit.
 func (p *proc) exited(why string) {

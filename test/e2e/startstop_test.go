@@ -46,15 +46,8 @@ func TestStopWhileOpening(t *testing.T) {
 func stopWhileOpening(t *testing.T, args []string) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = testEnv(t)
-	retrying := make(chan struct{}, 1)
-	p, err := startProc(t, cmd, func(line string) {
-		if strings.Contains(line, "retrying") {
-			select {
-			case retrying <- struct{}{}:
-			default:
-			}
-		}
-	})
+	onLine, retrying := seen("retrying")
+	p, err := startProc(t, cmd, onLine)
 	if err != nil {
 		t.Fatal(err)
 	}
