@@ -80,12 +80,12 @@ func serveNBD(cfg *config.Config, stderr io.Writer) error {
 	return stop(srv, d, log, serveErr)
 }
 
-// startService begins the modes that attach or mount (FUSE, /dev/nbdX,
+// startService begins every serving mode (NBD socket, FUSE, /dev/nbdX,
 // nbdkit): it daemonizes (see daemonize) and, in the process that goes
 // on, sets up the log and catches the stop signals from the start, so that
-// a stop requested while the disk opens is acted on rather than killing
-// the process half-way. detached: this process is done. release stops
-// catching the signals.
+// a stop requested while the disk opens cancels the open (openDisk)
+// rather than killing the process half-way. detached: this process is
+// done. release stops catching the signals.
 func startService(cfg *config.Config, stderr io.Writer, what string) (log *slog.Logger, sigs <-chan os.Signal, release func(), detached bool, err error) {
 	if detached, err := daemonize(cfg, stderr, what); detached || err != nil {
 		return nil, nil, nil, detached, err
