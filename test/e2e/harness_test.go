@@ -13,11 +13,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/s3backer-go/s3backer/internal/testenv/lockedbuf"
 	"github.com/s3backer-go/s3backer/internal/testenv/versitygw"
 )
 
@@ -65,9 +65,7 @@ type proc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	done chan error // its exit, sent once stderr is read to the end
-
-	mu   sync.Mutex
-	logs bytes.Buffer
+	logs lockedbuf.Buffer
 }
 
 // startProc starts cmd and keeps its stderr, calling line (if not nil)
@@ -85,9 +83,7 @@ func startProc(t *testing.T, cmd *exec.Cmd, line func(string)) (*proc, error) {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			p.mu.Lock()
-			p.logs.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
+			_, _ = p.logs.Write([]byte(sc.Text() + "\n"))
 			if line != nil {
 				line(sc.Text())
 			}
@@ -135,8 +131,6 @@ func (p *proc) exited(why string) {
 
 // logText is the process's stderr so far.
 func (p *proc) logText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	return p.logs.String()
 }
 
