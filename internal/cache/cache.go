@@ -125,10 +125,11 @@
 // the cache); a new run starts again from ReadAhead. A reader with one
 // request in flight (dd, a FUSE file) otherwise waits on every window.
 // And several runs are followed at once (maxRuns), so that two sequential
-// readers, or one with random reads in between, do not reset each other. Prefetch (NBD_CMD_CACHE) is asynchronous:
-// it queues the range (up to Size blocks queued in all; the rest of a
-// larger request is dropped, the command being advisory) and returns; the
-// workers load the blocks like read-ahead, after it.
+// readers, or one with random reads in between, do not reset each other.
+// Prefetch (NBD_CMD_CACHE) is asynchronous: it queues the range (up to
+// Size blocks queued in all; the rest of a larger request is dropped, the
+// command being advisory) and returns; the workers load the blocks like
+// read-ahead, after it.
 package cache
 
 import (

@@ -54,16 +54,20 @@ func (fs *FS) Lseek(_ <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) fus
 	if off >= size {
 		return fuse.Status(syscall.ENXIO)
 	}
-	ext, ok := fs.disk.(Extenter)
-	if in.Fh >= firstStatsFh || !ok {
-		// All data: the data is here, the hole is the end of the file.
-		out.Offset = uint64(off)
-		if in.Whence == seekHole {
+	wantHole := in.Whence == seekHole
+	// dataAt answers as for a file that is data from pos on: the data is
+	// at pos, the hole is the end of the file.
+	dataAt := func(pos int64) fuse.Status {
+		out.Offset = uint64(pos)
+		if wantHole {
 			out.Offset = uint64(size)
 		}
 		return fuse.OK
 	}
-	wantHole := in.Whence == seekHole
+	ext, ok := fs.disk.(Extenter)
+	if in.Fh >= firstStatsFh || !ok {
+		return dataAt(off) // all data
+	}
 	pos := off
 	for range seekBudget {
 		runs, err := ext.Extents(fs.ctx, pos, size-pos)
@@ -87,9 +91,5 @@ func (fs *FS) Lseek(_ <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) fus
 	}
 	// Out of budget: pos is as good a place for data as any (reads there
 	// give zeroes), and the end of the file is always a hole.
-	out.Offset = uint64(pos)
-	if wantHole {
-		out.Offset = uint64(size)
-	}
-	return fuse.OK
+	return dataAt(pos)
 }

@@ -74,7 +74,8 @@ const (
 var waits, batched atomic.Int64
 
 // Sum returns the MD5 digest of b. It is safe for concurrent use, and
-// cheaper per byte while many goroutines call it.
+// cheaper per byte while other uploads are under way (Sending) or reads
+// expected (Expect): b is then hashed in a batch with their bodies.
 func Sum(b []byte) [Size]byte {
 	return batcher.sum(b, false)
 }
