@@ -375,6 +375,7 @@ func TestFUSEFio(t *testing.T) {
 			"--name=verify", "--filename=" + dev, "--ioengine=libaio", "--direct=1", "--iodepth=8",
 			"--rw=randwrite", "--bs=4k", "--bsrange=4k-64k", "--numjobs=4", "--size=8M", "--offset_increment=8M",
 			"--verify=crc32c", "--verify_fatal=1", "--randrepeat=1", "--group_reporting",
+			"--verify_state_save=0", // else fio leaves *-verify.state files in the package directory
 		}, extra...)
 	}
 	dev := loopDevice(t, m.File)
