@@ -25,6 +25,9 @@ type Info struct {
 	// ETag as the server sent it, without quotes (the MD5 of the body in
 	// hex for a plain S3 PUT; opaque otherwise).
 	ETag string
+	// OpaqueETag: the answer says the ETag is not the body's MD5 even if
+	// it looks like one (S3 objects under SSE-KMS or SSE-C).
+	OpaqueETag bool
 	Meta
 }
 

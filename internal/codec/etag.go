@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/s3backer-go/s3backer/internal/backend"
 	"github.com/s3backer-go/s3backer/internal/blockstore"
 	"github.com/s3backer-go/s3backer/internal/md5sum"
 )
@@ -24,20 +25,21 @@ func plainMD5(etag string) (sum [md5.Size]byte, ok bool) {
 	return sum, true
 }
 
-// checkETag verifies a body read against its ETag, when asked to and when
-// the ETag is an MD5 at all. A mismatch means the bytes changed on the way
-// (or the store lies): corrupt, never data. t is the Ticket taken for the
-// body's MD5 when its GET started (nil without VerifyETag); checkETag
-// ends it.
-func (s *Store) checkETag(body []byte, etag string, t *md5sum.Ticket) error {
+// checkETag verifies a body read against the ETag of its answer, when
+// asked to and when the ETag is an MD5 at all. A mismatch means the bytes
+// changed on the way (or the store lies): corrupt, never data. t is the
+// Ticket taken for the body's MD5 when its GET started (nil without
+// VerifyETag); checkETag ends it.
+func (s *Store) checkETag(body []byte, info backend.Info, t *md5sum.Ticket) error {
 	if !s.opt.VerifyETag {
 		return nil
 	}
-	want, ok := plainMD5(etag)
-	if !ok {
+	want, ok := plainMD5(info.ETag)
+	if !ok || info.OpaqueETag {
 		t.Cancel()
 		if s.etagNoted.CompareAndSwap(false, true) {
-			s.log.Debug("ETag is not a plain MD5; reads are not checked against it", "etag", etag)
+			s.log.Debug("ETag is not the MD5 of the object; reads are not checked against it",
+				"etag", info.ETag, "server-side-encrypted", info.OpaqueETag)
 		}
 		return nil
 	}

@@ -84,7 +84,7 @@ func (s *Store) readOpt(ctx context.Context, n uint64, buf []byte, opt backend.G
 			}
 			break
 		}
-		if etagErr = s.checkETag(dst[:got], info.ETag, t); etagErr == nil || attempt == etagAttempts {
+		if etagErr = s.checkETag(dst[:got], info, t); etagErr == nil || attempt == etagAttempts {
 			break
 		}
 		s.log.Warn("block does not match its ETag; reading it again", "block", n, "key", key, "attempt", attempt)

@@ -153,9 +153,10 @@ func (b *Backend) open(ctx context.Context, key string, opt backend.GetOptions) 
 		return nil, backend.Info{}, b.classify(ctx, err)
 	}
 	info := backend.Info{
-		Size: -1,
-		ETag: unquoteETag(aws.ToString(out.ETag)),
-		Meta: meta(out.ContentType, out.ContentEncoding, out.Metadata),
+		Size:       -1,
+		ETag:       unquoteETag(aws.ToString(out.ETag)),
+		OpaqueETag: opaqueETag(string(out.ServerSideEncryption), aws.ToString(out.SSECustomerAlgorithm)),
+		Meta:       meta(out.ContentType, out.ContentEncoding, out.Metadata),
 	}
 	if out.ContentLength != nil {
 		info.Size = *out.ContentLength
@@ -170,9 +171,10 @@ func (b *Backend) Head(ctx context.Context, key string) (backend.Info, error) {
 		return backend.Info{}, fmt.Errorf("head %s: %w", key, b.classify(ctx, err))
 	}
 	return backend.Info{
-		Size: aws.ToInt64(out.ContentLength),
-		ETag: unquoteETag(aws.ToString(out.ETag)),
-		Meta: meta(out.ContentType, out.ContentEncoding, out.Metadata),
+		Size:       aws.ToInt64(out.ContentLength),
+		ETag:       unquoteETag(aws.ToString(out.ETag)),
+		OpaqueETag: opaqueETag(string(out.ServerSideEncryption), aws.ToString(out.SSECustomerAlgorithm)),
+		Meta:       meta(out.ContentType, out.ContentEncoding, out.Metadata),
 	}, nil
 }
 
@@ -341,6 +343,16 @@ func meta(contentType, contentEncoding *string, user map[string]string) backend.
 		}
 	}
 	return m
+}
+
+// opaqueETag reports whether an object's answer, by its
+// x-amz-server-side-encryption and …-customer-algorithm headers, says its
+// ETag is not the MD5 of its body: S3 makes it something else for objects
+// under SSE-KMS (and DSSE-KMS) or SSE-C, whether a PUT asked for it
+// (--sse=aws:kms) or the bucket's default encryption applied it. SSE-S3
+// (AES256) ETags are MD5s.
+func opaqueETag(sse, customerAlgorithm string) bool {
+	return strings.HasPrefix(sse, "aws:kms") || customerAlgorithm != ""
 }
 
 func unquoteETag(s string) string {

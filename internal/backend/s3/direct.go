@@ -231,5 +231,10 @@ func info(resp *http.Response) backend.Info {
 			m.User[strings.ToLower(k[len(metaPrefix):])] = v[0]
 		}
 	}
-	return backend.Info{Size: resp.ContentLength, ETag: unquoteETag(h.Get("Etag")), Meta: m}
+	return backend.Info{
+		Size:       resp.ContentLength,
+		ETag:       unquoteETag(h.Get("Etag")),
+		OpaqueETag: opaqueETag(h.Get("X-Amz-Server-Side-Encryption"), h.Get("X-Amz-Server-Side-Encryption-Customer-Algorithm")),
+		Meta:       m,
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,6 +32,18 @@ func TestGetMatchesSDK(t *testing.T) {
 		case r.Header.Get("If-None-Match") == `"0123"`:
 			w.WriteHeader(http.StatusNotModified)
 		default:
+			// Objects encrypted as their keys say: under SSE-KMS, DSSE-KMS
+			// and SSE-C, S3's ETags are not MD5s; under SSE-S3 they are.
+			switch path.Base(r.URL.Path) {
+			case "kms":
+				w.Header().Set("X-Amz-Server-Side-Encryption", "aws:kms")
+			case "dsse":
+				w.Header().Set("X-Amz-Server-Side-Encryption", "aws:kms:dsse")
+			case "sse-c":
+				w.Header().Set("X-Amz-Server-Side-Encryption-Customer-Algorithm", "AES256")
+			case "sse-s3":
+				w.Header().Set("X-Amz-Server-Side-Encryption", "AES256")
+			}
 			w.Header().Set("ETag", `"0123"`)
 			w.Header().Set("Content-Type", "application/x-s3backer-block")
 			w.Header().Set("X-Amz-Meta-S3backer-Blocksize", "4096")
@@ -48,7 +61,8 @@ func TestGetMatchesSDK(t *testing.T) {
 		{"vhost base path", "http://s3.example.test:9000/gateway", true, false},
 		{"anonymous", "http://s3.example.test:9000/", false, true},
 	}
-	keys := []string{"blocks/0000001f", "odd key+%/é", "missing", "busy", "denied"}
+	keys := []string{"blocks/0000001f", "odd key+%/é", "missing", "busy", "denied", "kms", "dsse", "sse-c", "sse-s3"}
+	opaque := map[string]bool{"kms": true, "dsse": true, "sse-c": true}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var got [2][]recorded
@@ -96,6 +110,10 @@ func TestGetMatchesSDK(t *testing.T) {
 				if results[0][j] != results[1][j] {
 					t.Errorf("answer %d: SDK %s, direct %s", j, results[0][j], results[1][j])
 				}
+				if j < len(keys) && results[1][j] != "not found" && !strings.HasPrefix(results[1][j], "permanent") &&
+					!strings.HasPrefix(results[1][j], "error") && strings.HasSuffix(results[1][j], " opaque") != opaque[keys[j]] {
+					t.Errorf("%s: %s, want the ETag opaque: %v", keys[j], results[1][j], opaque[keys[j]])
+				}
 			}
 		})
 	}
@@ -114,7 +132,11 @@ func describe(n int, buf []byte, info backend.Info, err error) string {
 	case err != nil:
 		return "error: " + err.Error()
 	}
-	return string(buf[:n]) + " " + info.ETag + " " + info.ContentType + " " + info.User["s3backer-blocksize"]
+	s := string(buf[:n]) + " " + info.ETag + " " + info.ContentType + " " + info.User["s3backer-blocksize"]
+	if info.OpaqueETag {
+		s += " opaque"
+	}
+	return s
 }
 
 // signedHeaders returns the SignedHeaders of a SigV4 Authorization.

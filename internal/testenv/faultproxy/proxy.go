@@ -43,9 +43,10 @@ type Proxy struct {
 	closed   bool
 	handlers sync.WaitGroup
 
-	faults atomic.Pointer[faultState]
-	counts counter
-	reqID  atomic.Int64
+	faults  atomic.Pointer[faultState]
+	headers atomic.Pointer[func(Kind, http.Header)]
+	counts  counter
+	reqID   atomic.Int64
 
 	// stallEnded, if set (by tests), is told how each stall ended.
 	stallEnded func(clientGaveUp bool)
@@ -101,6 +102,17 @@ func start(upstream string) (*Proxy, error) {
 	return p, nil
 }
 
+// SetResponseHeaders has f change the headers of every answer from
+// upstream before they are passed on (nil: none), as a store that differs
+// from versitygw would answer: other ETags, encryption headers.
+func (p *Proxy) SetResponseHeaders(f func(kind Kind, h http.Header)) {
+	if f == nil {
+		p.headers.Store(nil)
+		return
+	}
+	p.headers.Store(&f)
+}
+
 // close ends stalls and requests in flight, then waits for their handlers.
 func (p *Proxy) close() {
 	p.mu.Lock()
@@ -151,6 +163,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { _ = resp.Body.Close() }()
 	p.counts.forwarded(r.Method, kind)
 
+	if f := p.headers.Load(); f != nil {
+		(*f)(kind, resp.Header)
+	}
 	switch fault {
 	case ResetAfter:
 		p.counts.injected(fault)
