@@ -54,7 +54,9 @@ type Backend interface {
 	// Delete removes key; a missing key is not an error.
 	Delete(ctx context.Context, key string) error
 	// DeleteMany removes keys, in as few requests as the store allows
-	// (S3: 1000 keys each); missing keys are not errors.
+	// (S3: 1000 keys each); missing keys are not errors. A store found to
+	// have no bulk delete answers a Permanent error wrapping
+	// errors.ErrUnsupported: then the caller deletes one key at a time.
 	DeleteMany(ctx context.Context, keys []string) error
 	// List calls fn with every key that starts with prefix and sorts after
 	// startAfter, in ascending order, until fn returns an error (ErrStop

@@ -85,7 +85,8 @@ type Store struct {
 	direct  bool
 	threads int
 
-	etagNoted atomic.Bool // the first non-MD5 ETag was logged
+	etagNoted    atomic.Bool // the first non-MD5 ETag was logged
+	noBulkDelete atomic.Bool // the backend turned out to have no DeleteMany
 
 	// newKey, for a new AES-256-GCM disk, is its key info, stored before
 	// the first block (keyinfo.go); nil otherwise.

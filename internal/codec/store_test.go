@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"syscall"
 	"testing"
 
+	"github.com/s3backer-go/s3backer/internal/backend"
 	"github.com/s3backer-go/s3backer/internal/backend/mem"
 	"github.com/s3backer-go/s3backer/internal/blockstore"
 	"github.com/s3backer-go/s3backer/internal/blockstore/storetest"
@@ -176,6 +178,40 @@ func TestZeroBlocksIsBulkDelete(t *testing.T) {
 	}
 	if err := s.ZeroBlocks(ctx, []uint64{1, 5000}); !errors.Is(err, syscall.EINVAL) {
 		t.Fatalf("ZeroBlocks past the end: %v, want EINVAL", err)
+	}
+}
+
+// noBulk is a backend without multi-object delete, as Google Cloud
+// Storage was: every DeleteMany is refused as unsupported.
+type noBulk struct {
+	*mem.Backend
+	refused int
+}
+
+func (b *noBulk) DeleteMany(context.Context, []string) error {
+	b.refused++
+	return &backend.Permanent{Err: fmt.Errorf("HTTP 501 NotImplemented: %w", errors.ErrUnsupported)}
+}
+
+func TestZeroBlocksWithoutBulkDelete(t *testing.T) {
+	ctx := context.Background()
+	b := &noBulk{Backend: mem.New()}
+	s := newStore(t, b, Options{Prefix: "disk1/", BlockSize: 512, NumBlocks: 5000})
+	for n := uint64(0); n < 100; n++ {
+		if err := s.WriteBlock(ctx, n, fill(512, byte(n)|1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, blocks := range [][]uint64{{0, 1, 2, 4000}, {3, 4, 5, 6, 7, 8, 9}} {
+		if err := s.ZeroBlocks(ctx, blocks); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := b.Counts(); b.refused != 1 || c.Deletes != 11 {
+		t.Fatalf("%d refused bulk deletes and %d DELETEs, want 1 (the first call only) and 11", b.refused, c.Deletes)
+	}
+	if got := len(b.Keys()); got != 90 {
+		t.Fatalf("%d objects left, want 90", got)
 	}
 }
 

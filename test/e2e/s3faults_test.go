@@ -389,6 +389,41 @@ func TestS3TrimAtScale(t *testing.T) {
 		}
 		s.stop(syscall.SIGTERM)
 	})
+
+	// A store without multi-object delete (501 NotImplemented, as Google
+	// Cloud Storage answered until 2026): after the first refusal, blocks
+	// are deleted one request each — by trims and by --erase.
+	t.Run("noBulkDelete", func(t *testing.T) {
+		p.SetFaults(faultproxy.Faults{NotImplemented: 1, Kinds: []faultproxy.Kind{faultproxy.KindDeleteMany}})
+		defer p.SetFaults(faultproxy.Faults{})
+		s, bucket := setup(t, "--listBlocks")
+		s3fWaitSurvey(t, s, size, 30*time.Second)
+		p.ResetCounts()
+		s3fNbdsh(t, s, writeScript)
+		s3fExpect(t, p, "writing 5 blocks", map[faultproxy.Kind]int64{faultproxy.KindPut: int64(len(stored))})
+		del, post := deletesOnly(t, trimAll(t, s))
+		if del != int64(len(stored)) || post != 1 {
+			t.Errorf("trim made %d DELETE and %d POST delete requests, want %d and 1 (refused)", del, post, len(stored))
+		}
+		checkEmpty(t, bucket)
+		s3fNbdsh(t, s, writeScript)
+		s.stop(syscall.SIGTERM)
+		if log := s.logText(); !strings.Contains(log, "no multi-object delete") {
+			t.Errorf("the log does not say the store has no multi-object delete:\n%s", log)
+		}
+
+		p.ResetCounts()
+		out, err := s3backerOut(t, "", append(s3Flags(gw, p.URL+"/"), append(geometry, "--erase", "--force", bucket)...)...)
+		if err != nil || !strings.Contains(out, fmt.Sprintf("erased %d blocks", len(stored))) {
+			t.Fatalf("erase: %v\n%s", err, out)
+		}
+		if c := p.Counts().Received.ByKind; c[faultproxy.KindDelete] < int64(len(stored)) || c[faultproxy.KindDeleteMany] != 1 {
+			t.Errorf("erase: S3 requests %s, want one POST delete (refused) and a DELETE per block", s3fFmt(c))
+		}
+		if keys := bucketKeys(t, gw, bucket); len(keys) != 0 {
+			t.Errorf("after erase the bucket holds %v", keys)
+		}
+	})
 }
 
 // s3fWorkload is the nbdsh script of TestS3Faults: a random mix of writes,

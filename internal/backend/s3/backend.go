@@ -253,7 +253,11 @@ func (b *Backend) DeleteMany(ctx context.Context, keys []string) error {
 			Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
 		}, withAPIOption(withContentMD5))
 		if err != nil {
-			return fmt.Errorf("delete %d keys from %s: %w", len(batch), batch[0], b.classify(ctx, err))
+			err = b.classify(ctx, err)
+			if bulkDeleteMissing(err) {
+				err = &backend.Permanent{Err: fmt.Errorf("%w: the store has no multi-object delete (%w)", errors.ErrUnsupported, err)}
+			}
+			return fmt.Errorf("delete %d keys from %s: %w", len(batch), batch[0], err)
 		}
 		if err := deleteErrors(out.Errors); err != nil {
 			return err

@@ -47,7 +47,8 @@ func (e *StatusError) Error() string {
 
 func (e *StatusError) Unwrap() error { return e.err }
 
-// Transient reports whether retrying may succeed: 5xx, 408, 429, a 307
+// Transient reports whether retrying may succeed: 5xx but 501 (Not
+// Implemented: the server lacks the operation), 408, 429, a 307
 // (S3 redirects there while a new bucket's DNS settles), and a 2xx whose
 // body could not be read — the connection broke mid-answer (a truncated
 // listing, or the SDK closing the connection under a good answer, its
@@ -55,7 +56,7 @@ func (e *StatusError) Unwrap() error { return e.err }
 // safe.
 func (e *StatusError) Transient() bool {
 	switch {
-	case e.Status >= 500, e.Status == http.StatusRequestTimeout, e.Status == http.StatusTooManyRequests,
+	case e.Status >= 500 && e.Status != http.StatusNotImplemented, e.Status == http.StatusRequestTimeout, e.Status == http.StatusTooManyRequests,
 		e.Status == http.StatusTemporaryRedirect, e.Status >= 200 && e.Status < 300:
 		return true
 	}
@@ -152,6 +153,20 @@ func (b *Backend) classifyStatus(ctx context.Context, se *StatusError) error {
 		return se
 	}
 	return &backend.Permanent{Err: se}
+}
+
+// bulkDeleteMissing reports whether a DeleteObjects answer says the store
+// does not have it: 501 or NotImplemented (Google Cloud Storage until
+// 2026: "POST ?delete is not implemented for objects"), 405, or the 400
+// InvalidArgument older GCS gave ("Cannot create buckets using a POST").
+func bulkDeleteMissing(err error) bool {
+	var se *StatusError
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Status == http.StatusNotImplemented || se.Status == http.StatusMethodNotAllowed ||
+		se.Code == "NotImplemented" || se.Code == "MethodNotAllowed" ||
+		se.Status == http.StatusBadRequest && se.Code == "InvalidArgument"
 }
 
 // errTimeout is what a request that ran out of time wraps.

@@ -24,6 +24,7 @@ func TestClassifyStatus(t *testing.T) {
 	}{
 		{503, "SlowDown", nil, false, "503 SlowDown"},
 		{500, "InternalError", nil, false, "500"},
+		{501, "NotImplemented", nil, true, "501 NotImplemented"},
 		{429, "TooManyRequests", nil, false, "429"},
 		{408, "RequestTimeout", nil, false, "408"},
 		{400, "InvalidArgument", nil, true, "400 InvalidArgument"},
@@ -188,5 +189,35 @@ func TestMissingBucket(t *testing.T) {
 	}
 	if err := mustNew(t, func() Options { o, _ := gwOptions(t); return o }()).CheckBucket(context.Background()); err != nil {
 		t.Errorf("CheckBucket of an existing bucket: %v", err)
+	}
+}
+
+// A DeleteObjects the store does not have is told apart from one that
+// failed: the caller then deletes one key at a time.
+func TestDeleteManyUnsupported(t *testing.T) {
+	cases := []struct {
+		status      int
+		code        string
+		unsupported bool
+	}{
+		{501, "NotImplemented", true},
+		{405, "MethodNotAllowed", true},
+		{400, "InvalidArgument", true},
+		{500, "InternalError", false},
+		{403, "AccessDenied", false},
+		{400, "MalformedXML", false},
+	}
+	for _, c := range cases {
+		f := newFakeS3(t, func(w http.ResponseWriter, r *http.Request) {
+			s3Error(w, c.status, c.code, "a message")
+		})
+		b := mustNew(t, f.options())
+		err := b.DeleteMany(context.Background(), []string{"k1", "k2"})
+		if got := errors.Is(err, errors.ErrUnsupported); got != c.unsupported {
+			t.Errorf("%d %s: %v: unsupported = %v, want %v", c.status, c.code, err, got, c.unsupported)
+		}
+		if c.unsupported && !backend.IsPermanent(err) {
+			t.Errorf("%d %s: %v is not permanent", c.status, c.code, err)
+		}
 	}
 }

@@ -16,6 +16,7 @@ const (
 	SlowDown        Fault = "503 SlowDown"
 	TooManyRequests Fault = "429 TooManyRequests"
 	InternalError   Fault = "500 InternalError"
+	NotImplemented  Fault = "501 NotImplemented"
 	ResetBefore     Fault = "reset before forwarding"
 	ResetAfter      Fault = "reset after forwarding"
 	Stall           Fault = "stall"
@@ -28,8 +29,10 @@ const (
 // same faults in the same order.
 type Faults struct {
 	// SlowDown, TooManyRequests and InternalError answer with that status
-	// and an S3 XML error body, without forwarding.
-	SlowDown, TooManyRequests, InternalError float64
+	// and an S3 XML error body, without forwarding; so does NotImplemented,
+	// as a store that lacks an operation would (Google Cloud Storage's
+	// answer to a multi-object delete, until 2026).
+	SlowDown, TooManyRequests, InternalError, NotImplemented float64
 	// ResetBefore resets the client's connection without forwarding.
 	ResetBefore float64
 	// ResetAfter forwards the request, waits for upstream's answer, then
@@ -74,7 +77,7 @@ func newFaultState(f Faults) *faultState {
 		p     float64
 		fault Fault
 	}{
-		{f.SlowDown, SlowDown}, {f.TooManyRequests, TooManyRequests}, {f.InternalError, InternalError},
+		{f.SlowDown, SlowDown}, {f.TooManyRequests, TooManyRequests}, {f.InternalError, InternalError}, {f.NotImplemented, NotImplemented},
 		{f.ResetBefore, ResetBefore}, {f.ResetAfter, ResetAfter}, {f.Stall, Stall}, {f.Truncate, Truncate},
 	} {
 		if b.p < 0 || b.p > 1 {

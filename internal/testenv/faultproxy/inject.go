@@ -20,6 +20,7 @@ var s3Errors = map[Fault]struct {
 	SlowDown:        {http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate."},
 	TooManyRequests: {http.StatusTooManyRequests, "TooManyRequests", "Too many requests, please slow down."},
 	InternalError:   {http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again."},
+	NotImplemented:  {http.StatusNotImplemented, "NotImplemented", "A header or query you provided requested a function that is not implemented."},
 }
 
 // writeError answers r with an S3 XML error, as a throttled or failing

@@ -140,7 +140,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fault, stallFor := p.draw(kind)
 
 	switch fault {
-	case SlowDown, TooManyRequests, InternalError:
+	case SlowDown, TooManyRequests, InternalError, NotImplemented:
 		p.counts.injected(fault)
 		p.writeError(w, r, fault)
 		return
