@@ -160,7 +160,6 @@ func (s *Store) ZeroBlocks(ctx context.Context, blocks []uint64) error {
 		outcome := zero
 		if err != nil {
 			outcome = doubt // some may be zeroed, we cannot tell which
-			err = fmt.Errorf("zeroing %d blocks: %w", len(todo), err)
 		}
 		s.endBulk(todo, ts, outcome)
 		return err
