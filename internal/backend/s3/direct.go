@@ -206,11 +206,15 @@ func (d *direct) do(ctx context.Context, b *Backend, req *http.Request, payload 
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	se := &StatusError{Status: resp.StatusCode, err: errors.New(http.StatusText(resp.StatusCode))}
-	// The error document, if any: <Error><Code>…</Code><Message>…</Message>.
-	var doc struct{ Code, Message string }
+	se := &StatusError{Status: resp.StatusCode, Region: resp.Header.Get("X-Amz-Bucket-Region"), err: errors.New(http.StatusText(resp.StatusCode))}
+	// The error document, if any: <Error><Code>…</Code><Message>…</Message>,
+	// and <Region> when the request went to the wrong one.
+	var doc struct{ Code, Message, Region string }
 	if xml.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&doc) == nil {
 		se.Code, se.Message = doc.Code, doc.Message
+		if se.Region == "" {
+			se.Region = doc.Region
+		}
 	}
 	if se.Code == "" && resp.StatusCode == http.StatusNotFound {
 		se.Code = "NotFound"

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -22,8 +23,12 @@ type StatusError struct {
 	Status  int
 	Code    string // S3 error code ("SlowDown"), if the body had one
 	Message string // S3 error message, if any
-	hint    string
-	err     error // the SDK's error, for errors.As
+	// Region is the bucket's region when the answer names it (AWS sends
+	// x-amz-bucket-region, or <Region> in the error, to a request signed
+	// for or sent to another region).
+	Region string
+	hint   string
+	err    error // the SDK's error, for errors.As
 }
 
 func (e *StatusError) Error() string {
@@ -87,7 +92,7 @@ func (b *Backend) classify(ctx context.Context, err error) error {
 
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) && re.Response != nil && re.Response.Response != nil && re.HTTPStatusCode() > 0 {
-		se := &StatusError{Status: re.HTTPStatusCode(), err: err}
+		se := &StatusError{Status: re.HTTPStatusCode(), Region: re.Response.Header.Get("X-Amz-Bucket-Region"), err: err}
 		var api smithy.APIError
 		if errors.As(err, &api) {
 			se.Code, se.Message = api.ErrorCode(), api.ErrorMessage()
@@ -138,15 +143,19 @@ func (b *Backend) classifyStatus(ctx context.Context, se *StatusError) error {
 	case http.StatusForbidden, http.StatusUnauthorized:
 		se.hint = "access denied: the credentials are wrong or lack permission for bucket " +
 			fmt.Sprintf("%q", b.opt.Bucket) + " (check --accessId/--accessKey/--accessFile)"
-		if se.Code == "SignatureDoesNotMatch" || se.Code == "InvalidAccessKeyId" {
+		switch se.Code {
+		case "SignatureDoesNotMatch", "InvalidAccessKeyId":
 			se.hint = "wrong credentials: the server rejects the access key ID or secret key" +
 				" (check --accessId/--accessKey/--accessFile)"
+		case "RequestTimeTooSkewed":
+			// Signatures carry the time; S3 refuses one 15 minutes off.
+			se.hint = "this machine's clock is too far from the server's: set it right (NTP)"
 		}
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusPermanentRedirect:
-		se.hint = "the bucket is elsewhere: check --region, --baseURL and --vhost"
+		se.hint = b.regionHint(se, "the bucket is elsewhere: check --region, --baseURL and --vhost")
 	case http.StatusBadRequest:
 		if se.Code == "AuthorizationHeaderMalformed" {
-			se.hint = "wrong region: check --region"
+			se.hint = b.regionHint(se, "wrong region: check --region")
 		}
 	}
 	if se.Transient() {
@@ -168,6 +177,22 @@ func bulkDeleteMissing(err error) bool {
 		se.Code == "NotImplemented" || se.Code == "MethodNotAllowed" ||
 		se.Status == http.StatusBadRequest && se.Code == "InvalidArgument"
 }
+
+// regionHint names the bucket's region when the answer did, else it is
+// otherwise. The SDK's errors keep no <Region>, but AWS's message says it
+// too: "… the region 'us-east-1' is wrong; expecting 'eu-west-1'".
+func (b *Backend) regionHint(se *StatusError, otherwise string) string {
+	region := se.Region
+	if m := expectingRegion.FindStringSubmatch(se.Message); region == "" && m != nil {
+		region = m[1]
+	}
+	if region == "" {
+		return otherwise
+	}
+	return fmt.Sprintf("bucket %q is in region %s: use --region=%s", b.opt.Bucket, region, region)
+}
+
+var expectingRegion = regexp.MustCompile(`; expecting '([a-z0-9-]+)'`)
 
 // errTimeout is what a request that ran out of time wraps.
 var errTimeout = errors.New("timed out")

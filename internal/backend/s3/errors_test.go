@@ -3,6 +3,7 @@ package s3
 import (
 	"context"
 	"errors"
+	"io"
 	"iter"
 	"net"
 	"net/http"
@@ -70,6 +71,46 @@ func TestClassifyStatus(t *testing.T) {
 		var se *StatusError
 		if c.want == nil && (!errors.As(err, &se) || se.Status != c.status || se.Code != c.code) {
 			t.Errorf("%d %s: no matching StatusError in %v", c.status, c.code, err)
+		}
+	}
+}
+
+// An answer that names the bucket's region (AWS: x-amz-bucket-region on
+// a redirect, <Region> in AuthorizationHeaderMalformed) turns into the
+// --region to use, on both request paths; a clock too far off says so.
+func TestClassifyRegionAndClock(t *testing.T) {
+	cases := []struct {
+		name       string
+		answer     func(w http.ResponseWriter)
+		mentioning string
+	}{
+		{"redirect", func(w http.ResponseWriter) {
+			w.Header().Set("X-Amz-Bucket-Region", "eu-west-1")
+			s3Error(w, http.StatusMovedPermanently, "PermanentRedirect", "use the endpoint")
+		}, `bucket "bkt" is in region eu-west-1: use --region=eu-west-1`},
+		{"redirect without region", func(w http.ResponseWriter) {
+			s3Error(w, http.StatusMovedPermanently, "PermanentRedirect", "use the endpoint")
+		}, "check --region, --baseURL and --vhost"},
+		{"signed for another region", func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AuthorizationHeaderMalformed</Code>`+
+				`<Message>the region 'us-east-1' is wrong; expecting 'ap-south-1'</Message><Region>ap-south-1</Region></Error>`)
+		}, "use --region=ap-south-1"},
+		{"clock", func(w http.ResponseWriter) {
+			s3Error(w, http.StatusForbidden, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large.")
+		}, "clock"},
+	}
+	for _, c := range cases {
+		for _, sdk := range []bool{false, true} {
+			f := newFakeS3(t, func(w http.ResponseWriter, r *http.Request) { c.answer(w) })
+			o := f.options()
+			o.SDKRequests = sdk
+			b := mustNew(t, o)
+			_, _, err := b.Get(context.Background(), "disk/0000abcd", make([]byte, 10), backend.GetOptions{})
+			if err == nil || !strings.Contains(err.Error(), c.mentioning) || !backend.IsPermanent(err) {
+				t.Errorf("%s (SDK %v): %v, want a permanent error mentioning %q", c.name, sdk, err, c.mentioning)
+			}
 		}
 	}
 }
