@@ -26,9 +26,14 @@
 # ratios the issue asks for (ours-fuse and ours-plugin against c-fuse and
 # ours-nbd).
 #
+# LATENCY=30ms puts bench/s3latency between the programs and the gateway:
+# every request waits that long before it is forwarded, as the first byte
+# of a remote S3 endpoint would (the gateway's own time comes on top).
+#
 #   bench/fuse.sh                             # 512 MiB, 256k blocks, 3 runs
 #   RUNS=1 SIZE_MB=256 BS=1M bench/fuse.sh
 #   PATHS="ours-fuse c-fuse" S3B_FLAGS=--readAhead=16 bench/fuse.sh   # flags for ours only
+#   LATENCY=30ms PATHS="ours-fuse ours-nbd c-fuse" bench/fuse.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,11 +64,11 @@ if [[ " $PATHS " == *" ours-plugin "* ]]; then
 fi
 
 work=$(mktemp -d /var/tmp/s3b-fusebench.XXXXXX)
-gw_pid="" pid="" tpid="" loop="" mnt=$work/mnt
+gw_pid="" pid="" tpid="" lat_pid="" loop="" mnt=$work/mnt
 cleanup() {
 	if [ -n "$loop" ]; then losetup -d "$loop" 2>/dev/null || true; fi
 	if mountpoint -q "$mnt" 2>/dev/null; then umount -l "$mnt" 2>/dev/null || true; fi
-	for p in "$pid" "$tpid" "$gw_pid"; do [ -z "$p" ] || kill "$p" 2>/dev/null || true; done
+	for p in "$pid" "$tpid" "$lat_pid" "$gw_pid"; do [ -z "$p" ] || kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	rm -rf "$work"
 }
@@ -72,7 +77,16 @@ mkdir "$mnt"
 
 head -c $((SIZE_MB << 20)) /dev/urandom >"$work/in.img"
 start_gateway
-S3=(--baseURL="$URL" --accessId="$KEY" --accessKey="$SECRET")
+base=$URL
+if [ -n "${LATENCY:-}" ]; then
+	go build -o "$work/s3latency" ./bench/s3latency
+	"$work/s3latency" -upstream "$URL" -delay "$LATENCY" >"$work/lat.url" 2>"$work/lat.log" &
+	lat_pid=$!
+	for _ in $(seq 500); do [ -s "$work/lat.url" ] && break; sleep 0.01; done
+	base=$(cat "$work/lat.url")/
+	[ "$base" != / ] || fail "s3latency did not start:" "$work/lat.log"
+fi
+S3=(--baseURL="$base" --accessId="$KEY" --accessKey="$SECRET")
 sock=$work/nbd.sock
 uri="nbd+unix:///?socket=$sock"
 
