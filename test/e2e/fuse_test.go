@@ -125,14 +125,19 @@ func loopDevice(t *testing.T, file string, extra ...string) string {
 	return dev
 }
 
-// mountExt4 mounts dev on a fresh directory, lazily unmounted at the end.
-func mountExt4(t *testing.T, dev string) string {
+// mountExt4 mounts dev on a fresh directory, with mount options opts if
+// any, lazily unmounted at the end.
+func mountExt4(t *testing.T, dev string, opts ...string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "ext4")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	run(t, "mount", "-t", "ext4", dev, dir)
+	args := []string{"-t", "ext4", dev, dir}
+	if len(opts) > 0 {
+		args = append(args, "-o", strings.Join(opts, ","))
+	}
+	run(t, "mount", args...)
 	t.Cleanup(func() {
 		if isMounted(dir) {
 			_, _ = runOut("umount", "-l", dir)
