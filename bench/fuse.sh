@@ -10,6 +10,7 @@
 #          ours-fuse-loop: the same through a loop device on the file
 #            (losetup --direct-io=on), dd oflag=direct conv=fsync;
 #          ours-nbd: nbdcopy --flush over a unix socket;
+#          ours-nbd-seq: the same (not in PATHS unless asked for);
 #          ours-plugin: the same through nbdkit with our plugin
 #            (bin/nbdkit-s3backer-plugin.so, `make plugin`), every flag
 #            passed as a NAME=VALUE parameter;
@@ -18,7 +19,9 @@
 #            at unmount; umount returns first).
 #   read   cold (a fresh process, empty cache): dd bs=1M iflag=direct to
 #          /dev/null (through the loop device for ours-fuse-loop), nbdcopy
-#          to null: for ours-nbd and ours-plugin.
+#          to null: for ours-nbd and ours-plugin; for ours-nbd-seq one
+#          128 KiB request at a time, as the kernel's nbd device reads a
+#          file sequentially (read-ahead is then all ours).
 #
 # CPU seconds per GiB are the s3backer process's own (user+system from
 # /proc/PID/stat; for the C write, which ends with the process, from
@@ -101,7 +104,7 @@ start() {
 		"$BIN" -f "${S3[@]}" "$@" ${S3B_FLAGS:-} "$bucket" "$mnt" 2>"$work/s.log" &
 		pid=$!
 		;;
-	ours-nbd)
+	ours-nbd*)
 		rm -f "$sock"
 		# shellcheck disable=SC2086
 		"$BIN" --nbd -f "${S3[@]}" "$@" ${S3B_FLAGS:-} "$bucket" "$uri" 2>"$work/s.log" &
@@ -129,7 +132,7 @@ start() {
 			pid=$(awk '{ print $1 }' "/proc/$tpid/task/$tpid/children" 2>/dev/null || true)
 		fi
 		case $path in
-		ours-nbd | ours-plugin) [ -S "$sock" ] && return 0 ;;
+		ours-nbd* | ours-plugin) [ -S "$sock" ] && return 0 ;;
 		*) [ -n "$pid" ] && [ -e "$mnt/file" ] && return 0 ;;
 		esac
 		kill -0 "${tpid:-$pid}" 2>/dev/null || break
@@ -170,7 +173,7 @@ run_one() {
 		dd if="$work/in.img" of="$loop" bs=1M oflag=direct conv=fsync status=none
 		losetup -d "$loop"; loop=""
 		;;
-	ours-nbd | ours-plugin) nbdcopy --flush "$work/in.img" "$uri" ;;
+	ours-nbd* | ours-plugin) nbdcopy --flush "$work/in.img" "$uri" ;;
 	c-fuse) dd if="$work/in.img" of="$mnt/file" bs=1M oflag=direct conv=notrunc status=none ;;
 	esac
 	if [ "$path" = c-fuse ]; then
@@ -192,6 +195,7 @@ run_one() {
 		dd if="$loop" of=/dev/null bs=1M iflag=direct status=none
 		;;
 	ours-nbd | ours-plugin) nbdcopy "$uri" null: ;;
+	ours-nbd-seq) nbdcopy --connections=1 --requests=1 --request-size=131072 "$uri" null: ;;
 	esac
 	t1=$(now)
 	r=$(mbps "$t0" "$t1") rc=$(per_gib "$(sub "$(cpu "$pid")" "$c0")")
