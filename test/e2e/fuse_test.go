@@ -198,6 +198,29 @@ func writeRandom(t *testing.T, path string, n int) [32]byte {
 	return sha256.Sum256(data)
 }
 
+// verifyExt4 checks the ext4 file system on m's disk file with e2fsck -f,
+// then mounts it (with mount options opts) and checks that each file of
+// sums has the SHA-256 sums gives it.
+func verifyExt4(t *testing.T, m *fuseMount, sums map[string][32]byte, opts ...string) {
+	t.Helper()
+	dev := loopDevice(t, m.File)
+	if out, err := runOut("e2fsck", "-f", "-n", dev); err != nil {
+		t.Fatalf("e2fsck -f: %v\n%s", err, out)
+	}
+	fsDir := mountExt4(t, dev, opts...)
+	for name, want := range sums {
+		data, err := os.ReadFile(filepath.Join(fsDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sha256.Sum256(data) != want {
+			t.Fatalf("%s reads back differently", name)
+		}
+	}
+	run(t, "umount", fsDir)
+	run(t, "losetup", "-d", dev)
+}
+
 // fusermount is the FUSE unmount helper installed: fusermount3 or the
 // FUSE 2 one (both unmount any FUSE mount).
 func fusermount(t *testing.T) string {
@@ -273,32 +296,13 @@ func TestFUSEExt4(t *testing.T) {
 	m.stop(syscall.SIGTERM)
 
 	// Geometry from block 0, and the flag cleared: started at once.
-	verify := func(m *fuseMount) {
-		t.Helper()
-		dev := loopDevice(t, m.File)
-		if out, err := runOut("e2fsck", "-f", "-n", dev); err != nil {
-			t.Fatalf("e2fsck -f: %v\n%s", err, out)
-		}
-		fsDir := mountExt4(t, dev)
-		for name, want := range sums {
-			data, err := os.ReadFile(filepath.Join(fsDir, name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if sha256.Sum256(data) != want {
-				t.Fatalf("%s reads back differently", name)
-			}
-		}
-		run(t, "umount", fsDir)
-		run(t, "losetup", "-d", dev)
-	}
 	m = startFUSE(t, flags, bucket)
-	verify(m)
+	verifyExt4(t, m, sums)
 	run(t, "umount", m.Dir)
 	m.exited("umount")
 
 	m = startFUSE(t, flags, bucket)
-	verify(m)
+	verifyExt4(t, m, sums)
 	run(t, fusermount(t), "-u", m.Dir)
 	m.exited("fusermount -u")
 

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"crypto/sha256"
 	"encoding/pem"
 	"fmt"
 	"net/http/httptest"
@@ -77,22 +76,7 @@ func TestSeedOptionsConf(t *testing.T) {
 	m.stop(syscall.SIGTERM)
 
 	m = startFUSE(t, flags, bucket)
-	dev = loopDevice(t, m.File)
-	if out, err := runOut("e2fsck", "-f", "-n", dev); err != nil {
-		t.Fatalf("e2fsck -f: %v\n%s", err, out)
-	}
-	fsDir = mountExt4(t, dev, "discard", "noatime", "nodiratime")
-	for name, want := range sums {
-		data, err := os.ReadFile(filepath.Join(fsDir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if sha256.Sum256(data) != want {
-			t.Fatalf("%s reads back differently", name)
-		}
-	}
-	run(t, "umount", fsDir)
-	run(t, "losetup", "-d", dev)
+	verifyExt4(t, m, sums, "discard", "noatime", "nodiratime")
 	m.stop(syscall.SIGTERM)
 	// The file's cache file and survey were in use.
 	for _, want := range []string{`msg="cache file holds blocks from the last run"`, `msg="survey of stored blocks complete"`} {
