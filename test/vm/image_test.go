@@ -93,6 +93,10 @@ func buildImage(t *testing.T) *guestImage {
 	if err != nil {
 		t.Fatal(err)
 	}
+	guestScript, err := os.ReadFile(filepath.Join("testdata", "guest.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
@@ -103,6 +107,7 @@ func buildImage(t *testing.T) *guestImage {
 	// The kernel opens it for init's standard streams before any mount.
 	c.CharDev("dev/console", 5, 1)
 	c.File("init", 0o755, initScript)
+	c.File("guest.sh", 0o644, guestScript) // what init.sh and bench.sh share
 	c.Symlink("bin/sh", "busybox")
 	addFile := func(name, src string) {
 		b, err := os.ReadFile(src)

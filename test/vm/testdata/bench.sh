@@ -13,27 +13,7 @@
 # run ends with @@RESULT PASS or FAIL. /run.conf sets S3B_ARGS, MB, RUNS,
 # DISK_MB (the size of each device) and NBD_QUEUE (settings of
 # /sys/block/nbd0/queue, as "max_sectors_kb=1024 read_ahead_kb=1024").
-export PATH=/bin:/sbin
-/bin/busybox mkdir -p /proc /sys /dev /tmp /mnt /run
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
-. /run.conf
-
-step() { CUR=$1; echo "@@STEP $*"; }
-ok() { echo "@@OK $CUR $*"; }
-fail() {
-	echo "@@FAIL $CUR $*"
-	dmesg | tail -n 40
-	echo "@@RESULT FAIL"
-	poweroff -f
-	exit 1
-}
-running() {
-	[ -d /proc/$1 ] && ! grep -q '^State:.*Z' /proc/$1/status 2>/dev/null
-}
+. /guest.sh
 
 syslogd -O /dev/console
 

@@ -5,32 +5,10 @@
 # then "@@OK name ..." or "@@FAIL name ..."; the run ends with
 # "@@RESULT PASS" or "@@RESULT FAIL". The host test reads them from the
 # serial console. /run.conf sets MODE (test or s3) and S3B_ARGS.
-export PATH=/bin:/sbin
-/bin/busybox mkdir -p /proc /sys /dev /tmp /mnt /run
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
-. /run.conf
-
-step() { CUR=$1; echo "@@STEP $*"; }
-ok() { echo "@@OK $CUR $*"; }
-fail() {
-	echo "@@FAIL $CUR $*"
-	syslog
-	dmesg | tail -n 40
-	echo "@@RESULT FAIL"
-	poweroff -f
-	exit 1
-}
-
-# The daemon is reparented to us and never reaped: a zombie has exited.
+. /guest.sh
+on_fail() { syslog; }
 # (busybox --install put its own mke2fs and e2fsck first in PATH: the real
 # ones are called by their path.)
-running() {
-	[ -d /proc/$1 ] && ! grep -q '^State:.*Z' /proc/$1/status 2>/dev/null
-}
 wait_gone() {
 	n=0
 	while running $1; do
