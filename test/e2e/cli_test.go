@@ -116,6 +116,51 @@ func TestDaemonMode(t *testing.T) {
 	}
 }
 
+// The daemon holds the cache file (as the guide's Type=forking unit runs
+// it with --blockCacheFile): a second instance is refused while it runs,
+// and the next daemon finds the blocks it left.
+func TestDaemonCacheFile(t *testing.T) {
+	need(t, "nbdsh")
+	dir, cache := t.TempDir(), filepath.Join(t.TempDir(), "cache")
+	args := func(sock string) []string {
+		return []string{"--nbd", "--test", "--size=4M", "--blockSize=4k", "--blockCacheFile=" + cache,
+			"--blockCacheWriteDelay=60000", dir, "nbd+unix:///?socket=" + sock}
+	}
+	daemon := func() (pid int, uri string) {
+		t.Helper()
+		sock := filepath.Join(t.TempDir(), "daemon.sock")
+		if out, err := exec.Command(bin, args(sock)...).CombinedOutput(); err != nil {
+			t.Fatalf("daemon start: %v\n%s", err, out)
+		}
+		pid = findProcess(t, sock)
+		if pid == 0 {
+			t.Fatal("no background s3backer process")
+		}
+		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+		return pid, "nbd+unix:///?socket=" + sock
+	}
+	stop := func(pid int) {
+		t.Helper()
+		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the daemon to exit", 30*time.Second, func() bool { return syscall.Kill(pid, 0) != nil })
+	}
+
+	pid, uri := daemon()
+	run(t, "nbdsh", "-u", uri, "-c", `h.pwrite(b"cached"*100, 8192)`) // dirty in the cache file
+	out, err := exec.Command(bin, args(filepath.Join(t.TempDir(), "second.sock"))...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "in use by another process") {
+		t.Fatalf("a second instance on the daemon's cache file: %v\n%s", err, out)
+	}
+	stop(pid)
+	pid, uri = daemon()
+	if got := run(t, "nbdsh", "-u", uri, "-c", `print(h.pread(600, 8192) == b"cached"*100)`); strings.TrimSpace(got) != "True" {
+		t.Fatalf("the next daemon reads %q", got)
+	}
+	stop(pid)
+}
+
 // A daemon that cannot start makes the command fail with the reason.
 func TestDaemonStartFailure(t *testing.T) {
 	busy := filepath.Join(t.TempDir(), "busy.sock")
