@@ -41,7 +41,6 @@ func TestSeedOptionsConf(t *testing.T) {
 		r.Out.URL.Scheme, r.Out.URL.Host, r.Out.Host = up.Scheme, up.Host, r.In.Host
 	}})
 	t.Cleanup(tlsFront.Close)
-	tlsFront.Config.ErrorLog = nil
 	home := t.TempDir()
 	ca := filepath.Join(home, "ca.pem")
 	writeFile(t, ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsFront.Certificate().Raw})))
