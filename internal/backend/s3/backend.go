@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -39,6 +40,9 @@ type Backend struct {
 	getOpts []func(*awss3.Options)
 	putOpts []func(*awss3.Options)
 	direct  *direct // GETs and PUTs without the SDK; nil: through the SDK
+	// noACL: the bucket refused the x-amz-acl of a PUT (its ACLs are
+	// disabled); PUTs go without it from then on.
+	noACL atomic.Bool
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -179,16 +183,47 @@ func (b *Backend) Head(ctx context.Context, key string) (backend.Info, error) {
 }
 
 // Put stores body with Content-MD5 and s3backer's per-bucket headers.
+//
+// A bucket whose ACLs are disabled (S3 Object Ownership "bucket owner
+// enforced", the default for new AWS buckets) may refuse a PUT that names
+// an ACL. With --accessType=private the header changes nothing there: the
+// PUT is sent again without it, and so is every later one. Any other ACL
+// cannot be had on such a bucket, and the error says so.
 func (b *Backend) Put(ctx context.Context, key string, body []byte, m backend.Meta) (string, error) {
 	// While this upload is under way, other PUT bodies may wait to be
 	// hashed with this one's next; with no other, ours is hashed at once.
 	defer md5sum.Sending()()
-	if b.direct != nil {
-		etag, err := b.direct.put(ctx, b, key, body, m)
-		if err != nil {
-			return "", fmt.Errorf("put %s: %w", key, err)
+	acl := !b.noACL.Load()
+	etag, err := b.put(ctx, key, body, m, acl)
+	if acl && aclsDisabled(err) {
+		if b.acl != types.ObjectCannedACLPrivate && b.acl != types.ObjectCannedACLBucketOwnerFullControl {
+			return "", fmt.Errorf("put %s: %w", key, &backend.Permanent{Err: fmt.Errorf(
+				"the bucket does not allow ACLs (S3 Object Ownership: bucket owner enforced), so --accessType=%s cannot apply; use --accessType=private (%w)",
+				b.acl, err)})
 		}
-		return etag, nil
+		if b.noACL.CompareAndSwap(false, true) && b.opt.Logger != nil {
+			b.opt.Logger.Warn("the bucket does not allow ACLs (S3 Object Ownership: bucket owner enforced): PUTs go without x-amz-acl, which changes nothing for a private object",
+				"bucket", b.opt.Bucket)
+		}
+		etag, err = b.put(ctx, key, body, m, false)
+	}
+	if err != nil {
+		return "", fmt.Errorf("put %s: %w", key, err)
+	}
+	return etag, nil
+}
+
+// aclsDisabled reports a PUT refused for the ACL it named.
+func aclsDisabled(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Code == "AccessControlListNotSupported"
+}
+
+// put sends one PUT, with the x-amz-acl header if acl, and returns the
+// classified error.
+func (b *Backend) put(ctx context.Context, key string, body []byte, m backend.Meta, acl bool) (string, error) {
+	if b.direct != nil {
+		return b.direct.put(ctx, b, key, body, m, acl)
 	}
 	sum := md5sum.Sum(body)
 	in := &awss3.PutObjectInput{
@@ -197,7 +232,9 @@ func (b *Backend) Put(ctx context.Context, key string, body []byte, m backend.Me
 		Body:          bytes.NewReader(body),
 		ContentLength: aws.Int64(int64(len(body))),
 		ContentMD5:    aws.String(base64.StdEncoding.EncodeToString(sum[:])),
-		ACL:           b.acl,
+	}
+	if acl {
+		in.ACL = b.acl
 	}
 	if m.ContentType != "" {
 		in.ContentType = &m.ContentType
@@ -222,7 +259,7 @@ func (b *Backend) Put(ctx context.Context, key string, body []byte, m backend.Me
 	}
 	out, err := b.client.PutObject(ctx, in, b.putOpts...)
 	if err != nil {
-		return "", fmt.Errorf("put %s: %w", key, b.classify(ctx, err))
+		return "", b.classify(ctx, err)
 	}
 	return unquoteETag(aws.ToString(out.ETag)), nil
 }

@@ -133,14 +133,17 @@ func (d *direct) get(ctx context.Context, b *Backend, key string, opt backend.Ge
 	return resp.Body, info(resp), nil
 }
 
-// put stores body under key, as Backend.Put says, and returns its ETag.
-func (d *direct) put(ctx context.Context, b *Backend, key string, body []byte, m backend.Meta) (string, error) {
+// put stores body under key, as Backend.put says, and returns its ETag.
+func (d *direct) put(ctx context.Context, b *Backend, key string, body []byte, m backend.Meta, acl bool) (string, error) {
 	req, err := d.request(ctx, http.MethodPut, key, body)
 	if err != nil {
 		return "", err
 	}
 	for k, v := range d.putHeaders {
 		req.Header[k] = v
+	}
+	if !acl {
+		req.Header.Del("X-Amz-Acl")
 	}
 	sum := md5sum.Sum(body)
 	req.Header.Set("Content-Md5", base64.StdEncoding.EncodeToString(sum[:]))
