@@ -340,24 +340,77 @@ func (b *Backend) List(ctx context.Context, prefix, startAfter string, fn func(k
 	if startAfter != "" {
 		in.StartAfter = &startAfter
 	}
+	last := startAfter // the greatest key listed so far
+	page := func(contents []types.Object) error {
+		for _, o := range contents {
+			k := aws.ToString(o.Key)
+			if k <= last {
+				// A page that does not move on would list it forever.
+				return fmt.Errorf("list %q: the server listed %q after %q", prefix, k, last)
+			}
+			last = k
+			if err := fn(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for {
 		out, err := b.client.ListObjectsV2(ctx, in)
 		if err != nil {
 			return fmt.Errorf("list %q after %q: %w", prefix, startAfter, b.classify(ctx, err))
 		}
-		for _, o := range out.Contents {
-			if err := fn(aws.ToString(o.Key)); err != nil {
-				if errors.Is(err, backend.ErrStop) {
-					return nil
-				}
-				return err
-			}
+		if out.KeyCount == nil || aws.ToBool(out.IsTruncated) && aws.ToString(out.NextContinuationToken) == "" {
+			// A server that knows only ListObjects (v1) answers v2 as v1:
+			// no KeyCount, start-after ignored, truncated without a token.
+			// Stopping at the end of this page would call every block after
+			// it absent; list in v1 instead, as s3backer does, from the
+			// last key taken.
+			return stopOK(b.listV1(ctx, prefix, last, page))
 		}
-		if !aws.ToBool(out.IsTruncated) || aws.ToString(out.NextContinuationToken) == "" {
+		if err := page(out.Contents); err != nil {
+			return stopOK(err)
+		}
+		if !aws.ToBool(out.IsTruncated) {
 			return nil
 		}
 		in.ContinuationToken = out.NextContinuationToken
 	}
+}
+
+// listV1 lists keys under prefix after marker with ListObjects (v1),
+// passing each page to page.
+func (b *Backend) listV1(ctx context.Context, prefix, marker string, page func([]types.Object) error) error {
+	in := &awss3.ListObjectsInput{Bucket: &b.opt.Bucket, MaxKeys: aws.Int32(maxDeleteKeys)}
+	if prefix != "" {
+		in.Prefix = &prefix
+	}
+	for {
+		in.Marker = &marker
+		out, err := b.client.ListObjects(ctx, in)
+		if err != nil {
+			return fmt.Errorf("list %q after %q: %w", prefix, marker, b.classify(ctx, err))
+		}
+		if len(out.Contents) == 0 && aws.ToBool(out.IsTruncated) {
+			return fmt.Errorf("list %q after %q: the server sent an empty page and more to come", prefix, marker)
+		}
+		if err := page(out.Contents); err != nil {
+			return err
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return nil
+		}
+		marker = aws.ToString(out.Contents[len(out.Contents)-1].Key)
+	}
+}
+
+// stopOK is err, but nil for the ErrStop with which a List callback ends
+// the listing.
+func stopOK(err error) error {
+	if errors.Is(err, backend.ErrStop) {
+		return nil
+	}
+	return err
 }
 
 // CheckBucket asks whether the bucket exists and the credentials may use
