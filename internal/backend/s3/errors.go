@@ -150,6 +150,10 @@ func (b *Backend) classifyStatus(ctx context.Context, se *StatusError) error {
 		case "RequestTimeTooSkewed":
 			// Signatures carry the time; S3 refuses one 15 minutes off.
 			se.hint = "this machine's clock is too far from the server's: set it right (NTP)"
+		case "InvalidObjectState":
+			// --storageClass=GLACIER or DEEP_ARCHIVE, a lifecycle rule, or
+			// an Intelligent-Tiering archive tier.
+			se.hint = "the object is archived (a Glacier storage class or archive tier): it must be restored before it can be read"
 		}
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusPermanentRedirect:
 		se.hint = b.regionHint(se, "the bucket is elsewhere: check --region, --baseURL and --vhost")

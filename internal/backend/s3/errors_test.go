@@ -77,7 +77,8 @@ func TestClassifyStatus(t *testing.T) {
 
 // An answer that names the bucket's region (AWS: x-amz-bucket-region on
 // a redirect, <Region> in AuthorizationHeaderMalformed) turns into the
-// --region to use, on both request paths; a clock too far off says so.
+// --region to use, on both request paths; a clock too far off and an
+// archived object say so rather than blaming the credentials.
 func TestClassifyRegionAndClock(t *testing.T) {
 	cases := []struct {
 		name       string
@@ -100,6 +101,9 @@ func TestClassifyRegionAndClock(t *testing.T) {
 		{"clock", func(w http.ResponseWriter) {
 			s3Error(w, http.StatusForbidden, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large.")
 		}, "clock"},
+		{"archived", func(w http.ResponseWriter) {
+			s3Error(w, http.StatusForbidden, "InvalidObjectState", "The operation is not valid for the object's storage class")
+		}, "archived"},
 	}
 	for _, c := range cases {
 		for _, sdk := range []bool{false, true} {
