@@ -29,17 +29,19 @@ func (s *Store) ZeroBlocks(ctx context.Context, blocks []uint64) error {
 		}
 		keys[i] = s.names.Name(n)
 	}
-	err := errors.ErrUnsupported
 	if !s.noBulkDelete.Load() {
-		err = s.b.DeleteMany(ctx, keys)
-		if errors.Is(err, errors.ErrUnsupported) && s.noBulkDelete.CompareAndSwap(false, true) {
+		err := s.b.DeleteMany(ctx, keys)
+		if !errors.Is(err, errors.ErrUnsupported) {
+			if err != nil {
+				return fmt.Errorf("zero %d blocks (%d..): %w", len(blocks), blocks[0], err)
+			}
+			return nil
+		}
+		if s.noBulkDelete.CompareAndSwap(false, true) {
 			s.log.Warn("the store has no multi-object delete: deleting blocks one request each", "err", err)
 		}
 	}
-	if errors.Is(err, errors.ErrUnsupported) {
-		err = s.deleteEach(ctx, keys)
-	}
-	if err != nil {
+	if err := s.deleteEach(ctx, keys); err != nil {
 		return fmt.Errorf("zero %d blocks (%d..): %w", len(blocks), blocks[0], err)
 	}
 	return nil
