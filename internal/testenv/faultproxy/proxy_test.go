@@ -211,6 +211,7 @@ func TestErrorFaults(t *testing.T) {
 		{Faults{SlowDown: 1}, SlowDown, 503, "<Code>SlowDown</Code>"},
 		{Faults{TooManyRequests: 1}, TooManyRequests, 429, "<Code>TooManyRequests</Code>"},
 		{Faults{InternalError: 1}, InternalError, 500, "<Code>InternalError</Code>"},
+		{Faults{NotImplemented: 1}, NotImplemented, 501, "<Code>NotImplemented</Code>"},
 	} {
 		t.Run(string(tc.fault), func(t *testing.T) {
 			up, p, c := setup(t)
@@ -418,5 +419,28 @@ func TestBadFaults(t *testing.T) {
 			}()
 			p.SetFaults(f)
 		}()
+	}
+}
+
+// SetResponseHeaders changes upstream's answer headers on the way back,
+// told each request's kind, until it is set to nil.
+func TestSetResponseHeaders(t *testing.T) {
+	_, p, c := setup(t)
+	mustDo(t, c, "PUT", p.URL+"/b/k", []byte("body"), http.StatusOK)
+	var kinds []Kind
+	p.SetResponseHeaders(func(k Kind, h http.Header) {
+		kinds = append(kinds, k)
+		h.Set("ETag", `"changed"`)
+		h.Set("X-Amz-Server-Side-Encryption", "aws:kms")
+	})
+	resp, body, err := do(t, c, "GET", p.URL+"/b/k", nil)
+	if err != nil || string(body) != "body" || resp.Header.Get("ETag") != `"changed"` ||
+		resp.Header.Get("X-Amz-Server-Side-Encryption") != "aws:kms" || !slices.Equal(kinds, []Kind{KindGetObject}) {
+		t.Fatalf("GET through the hook: %v, body %q, headers %v, kinds %v", err, body, resp.Header, kinds)
+	}
+	p.SetResponseHeaders(nil)
+	resp, _, err = do(t, c, "GET", p.URL+"/b/k", nil)
+	if err != nil || resp.Header.Get("ETag") != etag([]byte("body")) || resp.Header.Get("X-Amz-Server-Side-Encryption") != "" {
+		t.Fatalf("GET after the hook was removed: %v, headers %v", err, resp.Header)
 	}
 }
